@@ -1,0 +1,4 @@
+//! Placeholder: being written.
+fn main() {
+    std::process::exit(100);
+}

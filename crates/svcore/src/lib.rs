@@ -1,0 +1,27 @@
+//! svcore: the shared core of the supervision suite.
+//!
+//! Each module is named after what it owns on disk (STYLE.md P2). Pure encoding and
+//! decoding is kept apart from I/O so that formats are unit-tested without files.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`svdir`] | every on-disk name and size (REFERENCE.md §1) |
+//! | [`errstr`] | djb's error strings, the `prog: fatal: …` format, exit codes |
+//! | [`tai64n`] | TAI64 / TAI64N stamps (REFERENCE.md §2) |
+//! | [`status`] | `supervise/status`: the 18 bytes, and the runit/s6/encore/nosh readers |
+//! | [`control`] | the control FIFO's command bytes and `send` |
+//! | [`lock`] | `supervise/lock` (flock plus fcntl) |
+//! | [`fifo`] | creating and opening FIFOs the daemontools way |
+//! | [`selfpipe`] | signals delivered to an event loop |
+//! | [`perms`] | group delegation of `supervise/` (svgroup, the `group` file) |
+#![deny(missing_docs)]
+
+pub mod control;
+pub mod errstr;
+pub mod fifo;
+pub mod lock;
+pub mod perms;
+pub mod selfpipe;
+pub mod status;
+pub mod svdir;
+pub mod tai64n;

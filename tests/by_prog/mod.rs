@@ -1,0 +1,4 @@
+//! One module per program.
+
+mod svc;
+mod supervise;
