@@ -1,1 +1,837 @@
-//! Tests for supervise.
+//! Tests for supervise (REFERENCE.md §1, §3, §4): real processes in scratch dirs, waits
+//! on observable state with deadlines, and differential runs against Debian's
+//! `/usr/bin/supervise`.
+#![allow(clippy::unwrap_used)]
+
+use crate::harness::{
+    self, DEADLINE, Running, Scratch, bin, is_supervised, oracle, pid_alive, start_supervise,
+    status_bytes, status_pid, wait_until,
+};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Writes `bytes` to `dir/supervise/control` the way svc does (non-blocking open, one
+/// write). Kept here so these tests do not depend on our svc.
+fn send(dir: &Path, bytes: &[u8]) {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(dir.join("supervise/control"))
+        .unwrap_or_else(|e| panic!("cannot open control of {}: {e}", dir.display()));
+    f.write_all(bytes).unwrap();
+}
+
+/// Want byte of the status (offset 17); 0xee when the file is short or missing.
+fn want(dir: &Path) -> u8 {
+    status_bytes(dir).get(17).copied().unwrap_or(0xee)
+}
+
+/// Paused byte of the status (offset 16).
+fn paused(dir: &Path) -> u8 {
+    status_bytes(dir).get(16).copied().unwrap_or(0xee)
+}
+
+fn describe(dir: &Path, r: &Running) -> String {
+    format!("status {:02x?} stderr {:?}", status_bytes(dir), r.stderr())
+}
+
+/// Waits until the status pid is nonzero, alive, and different from `old`.
+fn wait_new_pid(dir: &Path, r: &Running, old: u32) -> u32 {
+    wait_until(
+        DEADLINE,
+        || format!("a new child (not {old}): {}", describe(dir, r)),
+        || {
+            let p = status_pid(dir);
+            p != 0 && p != old && pid_alive(p)
+        },
+    );
+    status_pid(dir)
+}
+
+fn wait_down(dir: &Path, r: &Running) {
+    wait_until(
+        DEADLINE,
+        || format!("pid 0 in status: {}", describe(dir, r)),
+        || status_bytes(dir).len() == 18 && status_pid(dir) == 0,
+    );
+}
+
+/// Lines of a file (empty when missing).
+fn lines(p: &Path) -> Vec<String> {
+    fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts that `cond` holds for the whole of `d` (a negative observation: "nothing
+/// more happens"), checked every few milliseconds.
+fn holds_for(d: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        assert!(cond(), "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn ours(s: &Scratch, dir: &Path) -> Running {
+    start_supervise(&bin("supervise"), dir, s.path(), "supervise")
+}
+
+const SLEEPER: &str = "echo $$ >>pids\nexec sleep 600";
+
+#[test]
+fn usage_is_exit_100() {
+    for args in [vec![], vec!["a", "b"]] {
+        let mut c = harness::ours("supervise");
+        c.args(&args);
+        let o = harness::run(c);
+        assert_eq!(o.status.code(), Some(100), "{args:?}");
+        assert_eq!(harness::stderr(&o), "supervise: usage: supervise dir\n");
+        let mut c = harness::cmd(oracle("supervise"));
+        c.args(&args);
+        let theirs = harness::run(c);
+        assert_eq!(theirs.status.code(), Some(100));
+        assert_eq!(harness::stderr(&theirs), harness::stderr(&o));
+    }
+}
+
+#[test]
+fn missing_dir_is_fatal_111() {
+    let s = Scratch::new();
+    let mut c = harness::ours("supervise");
+    c.current_dir(s.path()).arg("nonexist");
+    let o = harness::run(c);
+    assert_eq!(o.status.code(), Some(111));
+    assert_eq!(
+        harness::stderr(&o),
+        "supervise: fatal: unable to chdir to nonexist: file does not exist\n"
+    );
+}
+
+#[test]
+fn startup_creates_the_076_files() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    let mode = |n: &str| fs::symlink_metadata(d.join("supervise").join(n)).unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(mode("control").file_type().is_fifo());
+    assert!(mode("ok").file_type().is_fifo());
+    assert_eq!(mode("control").permissions().mode() & 0o7777, 0o600);
+    assert_eq!(mode("ok").permissions().mode() & 0o7777, 0o600);
+    assert_eq!(mode("lock").permissions().mode() & 0o7777, 0o600);
+    assert_eq!(mode("status").permissions().mode() & 0o7777, 0o644);
+    assert_eq!(
+        fs::metadata(d.join("supervise"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o700
+    );
+    // The 18 bytes: TAI64N, pid little-endian, paused, want.
+    let b = status_bytes(&d);
+    assert_eq!(b.len(), 18);
+    assert_eq!(b[0], 0x40);
+    assert_eq!(&b[12..16], &pid.to_le_bytes());
+    assert_eq!(b[16], 0);
+    assert_eq!(b[17], b'u');
+    // The stamp is djb's clock: nanoseconds end in 500.
+    let nanos = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+    assert_eq!(nanos % 1000, 500);
+    // The child is ./run in the service dir, not in its own process group.
+    assert_eq!(lines(&d.join("pids")), vec![pid.to_string()]);
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        fields[2],
+        r.pid().to_string(),
+        "child's pgrp is supervise's"
+    );
+    // Process title stays `supervise DIR`.
+    let cmdline = fs::read(format!("/proc/{}/cmdline", r.pid())).unwrap();
+    assert!(cmdline.ends_with(format!("{}\0", d.display()).as_bytes()));
+}
+
+#[test]
+fn child_inherits_none_of_supervises_descriptors() {
+    let s = Scratch::new();
+    let d = s.service(
+        "s",
+        "ls -l /proc/$$/fd/ >fds.tmp\nmv fds.tmp fds\nexec sleep 600",
+    );
+    let r = ours(&s, &d);
+    wait_until(DEADLINE, || describe(&d, &r), || d.join("fds").exists());
+    // The shell keeps its script open on a high fd; what must not be there is the lock,
+    // the FIFOs or the self-pipe (all close-on-exec in supervise).
+    let fds = fs::read_to_string(d.join("fds")).unwrap();
+    assert!(!fds.contains("supervise/"), "{fds}");
+    assert!(!fds.contains("socket:"), "{fds}");
+}
+
+#[test]
+fn down_file_starts_want_down_and_u_starts() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    fs::write(d.join("down"), "").unwrap();
+    let r = ours(&s, &d);
+    assert_eq!(status_pid(&d), 0);
+    assert_eq!(want(&d), b'd');
+    assert!(!d.join("pids").exists());
+    send(&d, b"u");
+    let pid = wait_new_pid(&d, &r, 0);
+    assert_eq!(want(&d), b'u');
+    assert_eq!(lines(&d.join("pids")), vec![pid.to_string()]);
+}
+
+#[test]
+fn down_sends_term_then_cont_and_does_not_restart() {
+    let s = Scratch::new();
+    // The trap records the signals; TERM then exits.
+    let d = s.service(
+        "s",
+        "trap 'echo CONT >>sigs' CONT\ntrap 'echo TERM >>sigs; exit 0' TERM\necho $$ >>pids\nwhile :; do sleep 1 & wait $!; done",
+    );
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_until(DEADLINE, || describe(&d, &r), || d.join("pids").exists());
+    send(&d, b"d");
+    wait_down(&d, &r);
+    assert_eq!(want(&d), b'd');
+    assert!(!pid_alive(pid));
+    let sigs = lines(&d.join("sigs"));
+    assert_eq!(sigs.first().map(String::as_str), Some("TERM"), "{sigs:?}");
+    holds_for(Duration::from_millis(1500), "no restart after d", || {
+        status_pid(&d) == 0 && lines(&d.join("pids")).len() == 1
+    });
+}
+
+#[test]
+fn signal_letters_reach_the_child() {
+    let s = Scratch::new();
+    let mut script = String::new();
+    for sig in [
+        "HUP", "ALRM", "INT", "TERM", "QUIT", "USR1", "USR2", "WINCH",
+    ] {
+        script.push_str(&format!("trap 'echo {sig} >>sigs' {sig}\n"));
+    }
+    script.push_str("echo $$ >>pids\nwhile :; do sleep 1 & wait $!; done");
+    let d = s.service("s", &script);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_until(DEADLINE, || describe(&d, &r), || d.join("pids").exists());
+    let before = status_bytes(&d);
+    let mut expected = Vec::new();
+    for (letter, sig) in [
+        (b'h', "HUP"),
+        (b'a', "ALRM"),
+        (b'i', "INT"),
+        (b't', "TERM"),
+        (b'q', "QUIT"),
+        (b'1', "USR1"),
+        (b'2', "USR2"),
+        (b'w', "WINCH"),
+    ] {
+        send(&d, &[letter]);
+        expected.push(sig.to_string());
+        wait_until(
+            DEADLINE,
+            || format!("{sig} recorded; sigs {:?}", lines(&d.join("sigs"))),
+            || lines(&d.join("sigs")) == expected,
+        );
+    }
+    // Signal-only commands never rewrite status (REFERENCE.md §3): same bytes.
+    assert_eq!(status_bytes(&d), before);
+    assert_eq!(status_pid(&d), pid);
+    // k kills; want is still u, so it comes back.
+    send(&d, b"k");
+    let pid2 = wait_new_pid(&d, &r, pid);
+    assert_ne!(pid, pid2);
+    assert!(!pid_alive(pid));
+}
+
+#[test]
+fn pause_and_continue_stop_and_resume() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    let state = |pid: u32| {
+        let st = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        st.rsplit(')')
+            .next()
+            .and_then(|x| x.split_whitespace().next())
+            .unwrap_or("")
+            .to_string()
+    };
+    send(&d, b"p");
+    wait_until(DEADLINE, || describe(&d, &r), || paused(&d) == 1);
+    wait_until(DEADLINE, || state(pid), || state(pid) == "T");
+    send(&d, b"c");
+    wait_until(DEADLINE, || describe(&d, &r), || paused(&d) == 0);
+    wait_until(DEADLINE, || state(pid), || state(pid) == "S");
+    // d on a paused process: TERM then CONT makes it die, and paused is cleared.
+    send(&d, b"p");
+    wait_until(DEADLINE, || state(pid), || state(pid) == "T");
+    send(&d, b"d");
+    wait_down(&d, &r);
+    assert_eq!(paused(&d), 0);
+    assert_eq!(want(&d), b'd');
+}
+
+#[test]
+fn once_runs_without_restart() {
+    let s = Scratch::new();
+    let d = s.service("s", "echo $$ >>pids\nexec sleep 600");
+    fs::write(d.join("down"), "").unwrap();
+    let r = ours(&s, &d);
+    send(&d, b"o");
+    let pid = wait_new_pid(&d, &r, 0);
+    assert_eq!(want(&d), 0);
+    send(&d, b"t");
+    wait_down(&d, &r);
+    assert_eq!(want(&d), 0);
+    holds_for(Duration::from_millis(1500), "no restart after once", || {
+        status_pid(&d) == 0 && lines(&d.join("pids")) == vec![pid.to_string()]
+    });
+}
+
+#[test]
+fn x_when_down_exits_0_at_once() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    fs::write(d.join("down"), "").unwrap();
+    let mut r = ours(&s, &d);
+    send(&d, b"x");
+    let st = r.wait_exit(DEADLINE);
+    assert_eq!(st.code(), Some(0));
+    assert!(!is_supervised(&d));
+    assert_eq!(status_pid(&d), 0);
+    assert_eq!(want(&d), b'd');
+}
+
+#[test]
+fn x_waits_for_the_child_and_keeps_want() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let mut r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    send(&d, b"x");
+    // Still supervised while the child runs.
+    holds_for(
+        Duration::from_millis(300),
+        "x must not stop the child",
+        || pid_alive(pid) && r.try_wait().is_none(),
+    );
+    send(&d, b"t");
+    let st = r.wait_exit(DEADLINE);
+    assert_eq!(st.code(), Some(0));
+    assert!(!pid_alive(pid));
+    assert_eq!(status_pid(&d), 0);
+    assert_eq!(want(&d), b'u', "x keeps the want byte (REFERENCE.md §4)");
+    assert_eq!(lines(&d.join("pids")), vec![pid.to_string()], "no restart");
+}
+
+#[test]
+fn dx_stops_and_exits() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let mut r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    send(&d, b"dx");
+    assert_eq!(r.wait_exit(DEADLINE).code(), Some(0));
+    assert!(!pid_alive(pid));
+    assert_eq!(status_pid(&d), 0);
+    assert_eq!(want(&d), b'd');
+}
+
+#[test]
+fn crash_loop_is_one_start_per_second() {
+    let s = Scratch::new();
+    let d = s.service("s", "date +%s%N >>starts\nexit 1");
+    let r = ours(&s, &d);
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            format!(
+                "4 starts: {:?}; {}",
+                lines(&d.join("starts")),
+                describe(&d, &r)
+            )
+        },
+        || lines(&d.join("starts")).len() >= 4,
+    );
+    let t: Vec<u128> = lines(&d.join("starts"))
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    for w in t.windows(2) {
+        // Start to start is at least 1 s; the child's own `date` adds jitter of a few
+        // milliseconds either way, hence the 0.9 s bound.
+        assert!(
+            w[1] - w[0] >= 900_000_000,
+            "starts closer than the floor: {t:?}"
+        );
+    }
+    // Truthful meanwhile: between starts the status is pid 0, want up.
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || status_pid(&d) == 0 && want(&d) == b'u',
+    );
+    // Still serving control bytes during the floor wait.
+    send(&d, b"d");
+    wait_until(DEADLINE, || describe(&d, &r), || want(&d) == b'd');
+}
+
+#[test]
+fn d_during_floor_wait_cancels_the_start() {
+    let s = Scratch::new();
+    // The first run exits at once; a marker file makes later runs sleep so a wrongly
+    // started second run would be visible as a pid.
+    let d = s.service("s", "echo $$ >>pids\nexit 0");
+    let r = ours(&s, &d);
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || lines(&d.join("pids")).len() == 1 && status_pid(&d) == 0,
+    );
+    send(&d, b"d");
+    wait_until(DEADLINE, || describe(&d, &r), || want(&d) == b'd');
+    let n = lines(&d.join("pids")).len();
+    holds_for(
+        Duration::from_millis(2000),
+        "d cancels the pending start",
+        || lines(&d.join("pids")).len() == n && status_pid(&d) == 0,
+    );
+    // u brings it back.
+    send(&d, b"u");
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || lines(&d.join("pids")).len() > n,
+    );
+}
+
+#[test]
+fn x_during_floor_wait_exits_without_starting() {
+    let s = Scratch::new();
+    let d = s.service("s", "echo $$ >>pids\nexit 0");
+    let mut r = ours(&s, &d);
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || lines(&d.join("pids")).len() == 1 && status_pid(&d) == 0,
+    );
+    send(&d, b"x");
+    assert_eq!(r.wait_exit(DEADLINE).code(), Some(0));
+    assert!(lines(&d.join("pids")).len() <= 2);
+}
+
+#[test]
+fn missing_run_is_retried_every_second_with_the_reason() {
+    let s = Scratch::new();
+    let d = s.join("m");
+    fs::create_dir(&d).unwrap();
+    let mut c = harness::cmd(bin("supervise"));
+    c.current_dir(s.path()).arg("m");
+    let r = Running::spawn(c, s.path(), "sup");
+    let msg = "supervise: fatal: unable to start m/run: file does not exist";
+    wait_until(
+        DEADLINE,
+        || r.stderr(),
+        || r.stderr().lines().filter(|l| *l == msg).count() >= 2,
+    );
+    assert!(r.stderr().lines().all(|l| l == msg), "{}", r.stderr());
+    // Truthful: nothing runs, want up; the lock is held.
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || status_pid(&d) == 0 && want(&d) == b'u',
+    );
+    assert!(is_supervised(&d));
+    // Fixing it makes the next retry start it.
+    harness::write_script(&d.join("run"), SLEEPER);
+    wait_new_pid(&d, &r, 0);
+}
+
+#[test]
+fn non_executable_run_says_access_denied() {
+    let s = Scratch::new();
+    let d = s.join("n");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("run"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+    let mut c = harness::cmd(bin("supervise"));
+    c.current_dir(s.path()).arg("n");
+    let r = Running::spawn(c, s.path(), "sup");
+    let msg = "supervise: fatal: unable to start n/run: access denied";
+    wait_until(
+        DEADLINE,
+        || r.stderr(),
+        || r.stderr().lines().filter(|l| *l == msg).count() >= 2,
+    );
+    fs::set_permissions(d.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
+    wait_new_pid(&d, &r, 0);
+}
+
+#[test]
+fn second_supervise_fails_and_first_keeps_running() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    let mut c = harness::cmd(bin("supervise"));
+    c.current_dir(s.path()).arg("s");
+    let o = harness::run(c);
+    assert_eq!(o.status.code(), Some(111));
+    assert_eq!(
+        harness::stderr(&o),
+        "supervise: fatal: unable to acquire s/supervise/lock: temporary failure\n"
+    );
+    // Same message from Debian's supervise against ours.
+    let mut c = harness::cmd(oracle("supervise"));
+    c.current_dir(s.path()).arg("s");
+    let theirs = harness::run(c);
+    assert_eq!(theirs.status.code(), Some(111));
+    assert_eq!(harness::stderr(&theirs), harness::stderr(&o));
+    // Nothing lost.
+    assert!(is_supervised(&d));
+    assert_eq!(status_pid(&d), pid);
+    assert!(pid_alive(pid));
+    assert!(svcore::lock::is_held(&d.join("supervise/lock")).unwrap());
+    send(&d, b"t");
+    wait_new_pid(&d, &r, pid);
+}
+
+#[test]
+fn dangling_supervise_symlink_is_created() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let target = s.join("state");
+    std::os::unix::fs::symlink(&target, d.join("supervise")).unwrap();
+    let r = ours(&s, &d);
+    wait_new_pid(&d, &r, 0);
+    assert!(target.join("status").exists());
+    assert!(target.join("lock").exists());
+}
+
+#[test]
+fn status_write_failure_warns_keeps_running_and_recovers() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    // status.new as a directory makes the open fail with EISDIR.
+    fs::create_dir(d.join("supervise/status.new")).unwrap();
+    send(&d, b"p");
+    wait_until(
+        DEADLINE,
+        || r.stderr(),
+        || {
+            r.stderr().contains(&format!(
+                "supervise: warning: unable to open {}/supervise/status.new: is a directory",
+                d.display()
+            ))
+        },
+    );
+    // Nothing lost: child alive, still supervised, commands still served.
+    assert!(pid_alive(pid));
+    assert!(is_supervised(&d));
+    assert_eq!(paused(&d), 0, "stale status until the write succeeds");
+    fs::remove_dir(d.join("supervise/status.new")).unwrap();
+    // The retry timer writes the truth without any new command.
+    wait_until(DEADLINE, || describe(&d, &r), || paused(&d) == 1);
+    send(&d, b"c");
+    wait_until(DEADLINE, || describe(&d, &r), || paused(&d) == 0);
+    assert_eq!(status_pid(&d), pid);
+}
+
+/// A tmpfs mounted on a path for the life of the guard.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, opts: &str) -> Mount {
+        let o = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "this test needs root and mount(8) for tmpfs: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Mount(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn full_disk_warns_and_status_is_rewritten_when_space_returns() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    fs::create_dir(d.join("supervise")).unwrap();
+    let m = Mount::tmpfs(&d.join("supervise"), "size=16k,mode=0700");
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    // Fill the filesystem. status.new is truncated on open, so the next write of 18
+    // bytes needs a fresh block and fails with ENOSPC.
+    let mut filler = fs::File::create(d.join("supervise/filler")).unwrap();
+    let chunk = [b'x'; 4096];
+    while filler.write_all(&chunk).is_ok() {}
+    let _ = filler.write_all(b"x");
+    drop(filler);
+    send(&d, b"d");
+    let msg = format!(
+        "supervise: warning: unable to write {}/supervise/status.new: out of disk space",
+        d.display()
+    );
+    wait_until(DEADLINE, || r.stderr(), || r.stderr().contains(&msg));
+    // The command itself took effect: the child is gone, nothing restarted it.
+    wait_until(DEADLINE, || describe(&d, &r), || !pid_alive(pid));
+    assert!(is_supervised(&d));
+    fs::remove_file(d.join("supervise/filler")).unwrap();
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || status_pid(&d) == 0 && want(&d) == b'd',
+    );
+    send(&d, b"x");
+    drop(r);
+    drop(m);
+}
+
+#[test]
+fn read_only_supervise_dir_warns_and_recovers() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    // A read-only filesystem mounted over supervise/ while supervise runs: its open
+    // descriptors (lock, FIFOs) stay on the old directory, but every status write now
+    // lands on the read-only one. The control FIFO is opened before the mount.
+    let mut control = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(d.join("supervise/control"))
+        .unwrap();
+    let m = Mount::tmpfs(&d.join("supervise"), "ro,size=16k");
+    control.write_all(b"t").unwrap();
+    let msg = format!(
+        "supervise: warning: unable to open {}/supervise/status.new: read-only file system",
+        d.display()
+    );
+    wait_until(DEADLINE, || r.stderr(), || r.stderr().contains(&msg));
+    // Nothing lost: the service was restarted (the pids file is outside supervise/).
+    wait_until(
+        DEADLINE,
+        || r.stderr(),
+        || lines(&d.join("pids")).len() == 2,
+    );
+    drop(m);
+    // The retry timer publishes the restarted child once the directory is writable.
+    let pid2 = wait_new_pid(&d, &r, pid);
+    assert_eq!(lines(&d.join("pids"))[1], pid2.to_string());
+    assert!(is_supervised(&d));
+    assert!(svcore::lock::is_held(&d.join("supervise/lock")).unwrap());
+}
+
+#[test]
+fn read_only_supervise_dir_at_startup_is_fatal() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    fs::create_dir(d.join("supervise")).unwrap();
+    let _m = Mount::tmpfs(&d.join("supervise"), "ro,size=16k");
+    let mut c = harness::cmd(bin("supervise"));
+    c.current_dir(s.path()).arg("s");
+    let o = harness::run(c);
+    assert_eq!(o.status.code(), Some(111));
+    assert_eq!(
+        harness::stderr(&o),
+        "supervise: fatal: unable to acquire s/supervise/lock: read-only file system\n"
+    );
+    assert!(!d.join("pids").exists(), "nothing started");
+}
+
+#[test]
+fn junk_flood_never_blocks_or_crashes() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    // Bytes 0.76 gives no meaning to, a megabyte of them, written as fast as the FIFO
+    // takes them (non-blocking; EAGAIN means supervise has not caught up yet).
+    let junk: Vec<u8> = (0..=255u8)
+        .filter(|b| !b"udopchaitkxq12w".contains(b))
+        .cycle()
+        .take(65536)
+        .collect();
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(d.join("supervise/control"))
+        .unwrap();
+    let mut sent = 0usize;
+    let end = Instant::now() + Duration::from_secs(30);
+    while sent < 1 << 20 {
+        assert!(Instant::now() < end, "supervise stopped reading its FIFO");
+        match f.write(&junk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    // Then a real command, behind the junk in the same FIFO.
+    loop {
+        assert!(Instant::now() < end, "supervise stopped reading its FIFO");
+        match f.write(b"p") {
+            Ok(1) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    wait_until(DEADLINE, || describe(&d, &r), || paused(&d) == 1);
+    assert_eq!(status_pid(&d), pid);
+    assert!(pid_alive(pid));
+    assert!(is_supervised(&d));
+    assert_eq!(r.stderr(), "");
+}
+
+/// The observable part of a status record: pid present?, paused, want.
+fn masked(dir: &Path) -> (bool, u8, u8) {
+    let b = status_bytes(dir);
+    assert_eq!(b.len(), 18, "status of {}", dir.display());
+    (status_pid(dir) != 0, b[16], b[17])
+}
+
+/// Runs one command sequence against a supervise binary; returns the masked status and
+/// the normalised line of Debian's svstat after each step.
+fn scenario(program: &Path, down_file: bool) -> Vec<((bool, u8, u8), String)> {
+    let s = Scratch::new();
+    let d = s.service("s", "exec sleep 600");
+    if down_file {
+        fs::write(d.join("down"), "").unwrap();
+    }
+    let mut r = start_supervise(program, &d, s.path(), "sup");
+    let svstat = || {
+        let mut c = harness::cmd(oracle("svstat"));
+        c.current_dir(s.path()).arg("s");
+        harness::normalize(&harness::stdout(&harness::run(c)))
+    };
+    let mut seen = Vec::new();
+    let record = |seen: &mut Vec<_>| seen.push((masked(&d), svstat()));
+    let pid_is = |nonzero: bool| {
+        wait_until(
+            DEADLINE,
+            || format!("{}: {:02x?}", program.display(), status_bytes(&d)),
+            || (status_pid(&d) != 0) == nonzero && status_bytes(&d).len() == 18,
+        )
+    };
+    pid_is(!down_file);
+    record(&mut seen);
+    if down_file {
+        send(&d, b"u");
+        pid_is(true);
+        record(&mut seen);
+    }
+    // Each step waits for the state it causes, so the oracle's blocking 1 s sleep after
+    // a start only delays, never changes, what is compared.
+    send(&d, b"p");
+    wait_until(
+        DEADLINE,
+        || format!("{:02x?}", status_bytes(&d)),
+        || paused(&d) == 1,
+    );
+    record(&mut seen);
+    send(&d, b"c");
+    wait_until(
+        DEADLINE,
+        || format!("{:02x?}", status_bytes(&d)),
+        || paused(&d) == 0,
+    );
+    record(&mut seen);
+    send(&d, b"d");
+    pid_is(false);
+    record(&mut seen);
+    send(&d, b"o");
+    pid_is(true);
+    wait_until(
+        DEADLINE,
+        || format!("{:02x?}", status_bytes(&d)),
+        || want(&d) == 0,
+    );
+    record(&mut seen);
+    send(&d, b"u");
+    wait_until(
+        DEADLINE,
+        || format!("{:02x?}", status_bytes(&d)),
+        || want(&d) == b'u',
+    );
+    record(&mut seen);
+    let pid = status_pid(&d);
+    send(&d, b"t");
+    wait_until(
+        DEADLINE,
+        || format!("{:02x?}", status_bytes(&d)),
+        || status_pid(&d) != 0 && status_pid(&d) != pid,
+    );
+    record(&mut seen);
+    send(&d, b"dx");
+    assert_eq!(r.wait_exit(DEADLINE).code(), Some(0));
+    record(&mut seen);
+    seen
+}
+
+#[test]
+fn differential_status_matches_debian_supervise() {
+    for down_file in [false, true] {
+        let theirs = scenario(&oracle("supervise"), down_file);
+        let ours = scenario(&bin("supervise"), down_file);
+        assert_eq!(ours, theirs, "down file: {down_file}");
+    }
+}
+
+#[test]
+fn differential_exec_failure_message_matches() {
+    let s = Scratch::new();
+    fs::create_dir(s.join("m")).unwrap();
+    let mut outs = Vec::new();
+    for (tag, program) in [("ours", bin("supervise")), ("theirs", oracle("supervise"))] {
+        let mut c = harness::cmd(program);
+        c.current_dir(s.path()).arg("m");
+        let r = Running::spawn(c, s.path(), tag);
+        wait_until(DEADLINE, || r.stderr(), || r.stderr().lines().count() >= 2);
+        let first = r.stderr().lines().next().unwrap().to_string();
+        drop(r);
+        outs.push(first);
+    }
+    assert_eq!(outs[0], outs[1]);
+    assert_eq!(
+        outs[0],
+        "supervise: fatal: unable to start m/run: file does not exist"
+    );
+}

@@ -14,6 +14,9 @@
 //! | [`fifo`] | creating and opening FIFOs the daemontools way |
 //! | [`selfpipe`] | signals delivered to an event loop |
 //! | [`perms`] | group delegation of `supervise/` (svgroup, the `group` file) |
+//! | [`proc`] | a supervisor's children: fork + exec of `./run`, kill, reap |
+//! | [`statusfmt`] | every supervisor's status file (daemontools, runit, encore, nosh, s6) decoded into one shape |
+//! | [`svstat`] | reading a service's state as svstat does: liveness, `down`, status; the 0.76 line |
 #![deny(missing_docs)]
 
 pub mod control;
@@ -21,7 +24,10 @@ pub mod errstr;
 pub mod fifo;
 pub mod lock;
 pub mod perms;
+pub mod proc;
 pub mod selfpipe;
 pub mod status;
+pub mod statusfmt;
 pub mod svdir;
+pub mod svstat;
 pub mod tai64n;

@@ -1,0 +1,198 @@
+//! Child processes of a supervisor: start `./run` (or `./finish`), signal it, reap it.
+//!
+//! supervise is single-threaded (STYLE.md P7), so a plain `fork` is safe here: no other
+//! thread can hold the allocator's or stdio's lock at the moment of the fork. We fork by
+//! hand rather than through `std::process::Command` because daemontools' contract needs
+//! two outcomes that `Command` folds into one error (REFERENCE.md §4):
+//!
+//! * fork failure: supervise warns `unable to fork for DIR, sleeping 60 seconds: ERR`;
+//! * exec failure: the **child** prints `supervise: fatal: unable to start DIR/run: ERR`
+//!   and exits 111, and supervise reaps it like any other death.
+//!
+//! Every descriptor the supervisor opens itself is close-on-exec (Rust's std opens all
+//! files with `O_CLOEXEC`), so the child inherits only fds 0, 1, 2 and whatever
+//! [`SpawnOptions::notify_fd`] asks for.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::RawFd;
+
+/// How to start a child, beyond 0.76's plain fork + exec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// Run the child under `setsid()` (its own session and process group), so the whole
+    /// group can be signalled (REFERENCE.md §12.7). 0.76 never does this.
+    pub setsid: bool,
+    /// `(target, source)`: dup `source` onto fd `target` in the child (s6's
+    /// `notification-fd`, REFERENCE.md §11.2). `source` is close-on-exec in the parent.
+    pub notify_fd: Option<(RawFd, RawFd)>,
+}
+
+/// A prepared command line: built (and allocated) before the fork, so the child only
+/// makes bare system calls on the success path.
+pub struct Prepared {
+    argv: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+    /// `supervise: fatal: unable to start DIR/run: ` (the errno text and `\n` follow).
+    fail_prefix: Vec<u8>,
+}
+
+impl Prepared {
+    /// Prepares `argv` (`argv[0]` is also the path executed, as in daemontools'
+    /// `execve("./run", ["./run"], environ)`). `fail_prefix` is written to fd 2 by the
+    /// child, followed by djb's error string and a newline, when exec fails.
+    /// Arguments containing NUL bytes are rejected with `InvalidInput`.
+    pub fn new(argv: &[&str], fail_prefix: &str) -> io::Result<Prepared> {
+        let mut owned = Vec::with_capacity(argv.len());
+        for a in argv {
+            owned.push(CString::new(*a).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?);
+        }
+        if owned.is_empty() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let mut ptrs: Vec<*const libc::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Ok(Prepared {
+            argv: owned,
+            ptrs,
+            fail_prefix: fail_prefix.as_bytes().to_vec(),
+        })
+    }
+
+    /// The program path (`argv[0]`).
+    pub fn path(&self) -> &CStr {
+        // `new` rejects an empty argv, so index 0 exists.
+        &self.argv[0]
+    }
+}
+
+/// Forks and execs `p` with supervise's own environment and fds 0, 1, 2.
+///
+/// Returns the child's pid, or the fork error. Exec errors never come back here: the
+/// child reports them on fd 2 and exits 111 (REFERENCE.md §4), and the caller sees the
+/// death through [`reap`].
+pub fn spawn(p: &Prepared, opts: &SpawnOptions) -> io::Result<u32> {
+    // SAFETY: fork in a single-threaded process (supervise starts no threads, STYLE.md
+    // P7). The child only calls async-signal-safe functions until exec, except on the
+    // exec-failure path, which formats the errno text; that allocation is safe because
+    // no other thread existed to hold the allocator's lock at fork time.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        child(p, opts);
+    }
+    Ok(pid as u32)
+}
+
+/// The child's side of [`spawn`]; never returns.
+fn child(p: &Prepared, opts: &SpawnOptions) -> ! {
+    // SAFETY: bare system calls on our own process between fork and exec; the pointers
+    // passed to execv point into `p`, which lives in this (copied) address space.
+    unsafe {
+        // 0.76 resets SIGCHLD's handler and unblocks it (sig_uncatch, sig_unblock). We
+        // clear the whole mask, and put SIGPIPE back to default because Rust's runtime
+        // ignores it at startup (std's Command does the same). Other caught signals
+        // return to default through exec; ignored ones stay ignored, as in 0.76.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if opts.setsid {
+            libc::setsid();
+        }
+        if let Some((target, source)) = opts.notify_fd {
+            if target == source {
+                // dup2 onto itself keeps FD_CLOEXEC; clear it instead.
+                libc::fcntl(source, libc::F_SETFD, 0);
+            } else {
+                libc::dup2(source, target);
+            }
+        }
+        libc::execv(p.path().as_ptr(), p.ptrs.as_ptr());
+    }
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let mut msg = p.fail_prefix.clone();
+    msg.extend_from_slice(crate::errstr::errno_str(errno).as_bytes());
+    msg.push(b'\n');
+    // SAFETY: write(2) of a buffer we own, then _exit without running destructors or
+    // atexit handlers that belong to the parent.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::_exit(111)
+    }
+}
+
+/// Reaps one dead child without blocking: `Some((pid, wait_status))`, or `None` when no
+/// child has died (or there are no children: ECHILD). EINTR is retried. Callers loop
+/// until `None` (STYLE.md P6), because several deaths can share one SIGCHLD.
+pub fn reap() -> Option<(u32, i32)> {
+    loop {
+        let mut ws: libc::c_int = 0;
+        // SAFETY: waitpid with a valid pointer to a local.
+        let r = unsafe { libc::waitpid(-1, &mut ws, libc::WNOHANG) };
+        if r > 0 {
+            return Some((r as u32, ws));
+        }
+        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// `kill(pid, sig)`; a negative `pid` signals a process group. Errors (ESRCH) are
+/// returned for callers that care; supervise ignores them, as 0.76 does.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill(2) has no memory effects.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The exit code of a wait status, if the process exited normally.
+pub fn exit_code(ws: i32) -> Option<i32> {
+    if libc::WIFEXITED(ws) {
+        Some(libc::WEXITSTATUS(ws))
+    } else {
+        None
+    }
+}
+
+/// The signal that killed the process, if it was killed by one.
+pub fn term_signal(ws: i32) -> Option<i32> {
+    if libc::WIFSIGNALED(ws) {
+        Some(libc::WTERMSIG(ws))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_status_decoding() {
+        // Linux encoding: exit code in bits 8..15, signal in bits 0..6.
+        assert_eq!(exit_code(3 << 8), Some(3));
+        assert_eq!(term_signal(3 << 8), None);
+        assert_eq!(exit_code(libc::SIGTERM), None);
+        assert_eq!(term_signal(libc::SIGTERM), Some(libc::SIGTERM));
+    }
+
+    #[test]
+    fn prepared_rejects_empty_and_nul() {
+        assert!(Prepared::new(&[], "x").is_err());
+        assert!(Prepared::new(&["a\0b"], "x").is_err());
+        assert_eq!(
+            Prepared::new(&["./run"], "x").unwrap().path().to_bytes(),
+            b"./run"
+        );
+    }
+}
