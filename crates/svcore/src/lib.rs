@@ -17,9 +17,13 @@
 //! | [`proc`] | a supervisor's children: fork + exec of `./run`, kill, reap |
 //! | [`statusfmt`] | every supervisor's status file (daemontools, runit, encore, nosh, s6) decoded into one shape |
 //! | [`svstat`] | reading a service's state as svstat does: liveness, `down`, status; the 0.76 line |
+//! | [`scan`] | svscan's scan directory: entries by (dev, ino), log pipes, adoption, orderly stop |
+//! | [`proctitle`] | the process title (argument memory), for readproctitle |
 #![deny(missing_docs)]
 
 pub mod control;
+pub mod proctitle;
+pub mod scan;
 pub mod errstr;
 pub mod fifo;
 pub mod lock;

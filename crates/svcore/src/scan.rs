@@ -1,0 +1,732 @@
+//! The scan directory: svscan's table of service entries (REFERENCE.md §6).
+//!
+//! svscan runs in the scan directory (its cwd) and keeps one [`Entry`] per service
+//! directory, identified by **(st_dev, st_ino)** as in 0.76: two symlinks to one directory
+//! share an entry, and a renamed directory keeps its supervise. For each entry it runs
+//! `supervise NAME` and, when `NAME/log` existed when the entry was created, `supervise log`
+//! in `NAME`, joined by a pipe whose both ends the entry owns for its whole life.
+//!
+//! Beyond 0.76 the table also remembers the *names* it saw in the directory (a
+//! [`Scan::names`] cache), so that with inotify watching the directory (REFERENCE.md §12.1)
+//! the periodic 5 s pass does not have to `readdir` and `stat` every entry again: a real
+//! subdirectory can only change identity through an event on the scan directory itself
+//! (create, delete, rename), so its (dev, ino) is cached; a symlink (or an entry of unknown
+//! type) is `stat`ed at every pass, exactly as 0.76 does, because its target can change
+//! without any event on the scan directory. An idle tree with real subdirectories therefore
+//! costs no system call at all per pass.
+//!
+//! Every descriptor this module opens is close-on-exec; the children get the pipe ends by
+//! `dup2` (through [`std::process::Command`]'s stdio), never by inheritance.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::errstr;
+use crate::svdir;
+
+/// The program name used in svscan's warnings.
+const PROG: &str = "svscan";
+
+/// 0.76 only checks for `NAME/log` when NAME is at most this many bytes (REFERENCE.md §6,
+/// step 4: a fixed 260-byte buffer in svscan.c).
+pub const MAX_LOG_NAME: usize = 255;
+
+/// The identity of a service directory: (st_dev, st_ino).
+pub type Key = (u64, u64);
+
+/// What a name in the scan directory is, as far as a pass needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A real directory with this identity; trusted until an inotify event says otherwise.
+    Dir(Key),
+    /// A symlink or an entry of unknown type: `stat`ed at every pass (it follows symlinks).
+    Stat,
+    /// Anything else (a regular file, a FIFO...): skipped silently, as 0.76 does.
+    Other,
+}
+
+/// The pipe joining a service's stdout to its logger's stdin.
+#[derive(Debug)]
+pub struct LogPipe {
+    /// The read end (the logger's fd 0).
+    pub read: OwnedFd,
+    /// The write end (the service's fd 1). Closed during an orderly stop, once the main
+    /// supervise is gone, so the logger sees end of file after draining the pipe.
+    pub write: Option<OwnedFd>,
+}
+
+/// One service directory known to svscan.
+#[derive(Debug)]
+pub struct Entry {
+    /// The name it was last seen under (supervise is started as `supervise NAME`).
+    pub name: OsString,
+    /// Seen in the current pass.
+    pub active: bool,
+    /// Pid of our `supervise NAME`, if running.
+    pub main: Option<u32>,
+    /// Pid of our `supervise log`, if running.
+    pub log: Option<u32>,
+    /// The log pipe, when `NAME/log` existed as the entry was created.
+    pub pipe: Option<LogPipe>,
+    /// An orderly stop has begun: nothing is restarted any more.
+    pub stopping: bool,
+    /// During a stop: the log supervise has been told to exit.
+    pub log_told: bool,
+}
+
+impl Entry {
+    /// True when this entry has a log service.
+    pub fn has_log(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// The path to the service directory through which control commands reach it: the
+    /// cwd of our running supervise when we know its pid (this works even after the
+    /// directory was renamed out of the scan dir), else `NAME`.
+    fn dir_of(&self, pid: Option<u32>, log: bool) -> PathBuf {
+        match pid {
+            Some(p) => PathBuf::from(format!("/proc/{p}/cwd")),
+            None if log => Path::new(&self.name).join(svdir::LOG),
+            None => PathBuf::from(&self.name),
+        }
+    }
+}
+
+/// Which of an entry's two supervise processes a pid is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `supervise NAME`.
+    Main,
+    /// `supervise log`.
+    Log,
+}
+
+/// svscan's table: entries by identity, the names cache, and pids.
+pub struct Scan {
+    entries: HashMap<Key, Entry>,
+    /// Every name of the scan directory at the last full scan, updated by inotify events.
+    pub names: BTreeMap<OsString, Kind>,
+    pids: HashMap<u32, (Key, Role)>,
+    /// The program started for every entry, found on `$PATH` (`supervise`).
+    supervise: OsString,
+    /// When svscan raised its own `RLIMIT_NOFILE`, the limit its children get back, so
+    /// services see the limit svscan was started with (0.76 changes no limit).
+    child_nofile: Option<libc::rlimit>,
+    /// Stop (`dx`) the services of a directory that left the scan dir (runit's behaviour,
+    /// REFERENCE.md §11.9). Off by default: 0.76 never stops anything.
+    pub stop_removed: bool,
+    /// An orderly stop of everything is under way: nothing is started any more.
+    shutdown: bool,
+}
+
+/// Placeholder identity of a directory not `stat`ed yet.
+const UNKNOWN: Key = (0, 0);
+
+/// The outcome of reaping one pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// One of our supervise processes.
+    Ours(Role),
+    /// Any other child (an orphan adopted as PID 1 or subreaper).
+    Stranger,
+}
+
+impl Scan {
+    /// An empty table starting `supervise` (found on `$PATH`) for each entry.
+    pub fn new(supervise: impl Into<OsString>, child_nofile: Option<libc::rlimit>) -> Scan {
+        Scan {
+            entries: HashMap::new(),
+            names: BTreeMap::new(),
+            pids: HashMap::new(),
+            supervise: supervise.into(),
+            child_nofile,
+            stop_removed: false,
+            shutdown: false,
+        }
+    }
+
+    /// Number of entries (services) in the table.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of our supervise processes believed alive.
+    pub fn running(&self) -> usize {
+        self.pids.len()
+    }
+
+    /// Iterates over the entries.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// Records the death of `pid` (REFERENCE.md §6 step 1: the matching pid is cleared).
+    pub fn reaped(&mut self, pid: u32) -> Reaped {
+        let Some((key, role)) = self.pids.remove(&pid) else {
+            return Reaped::Stranger;
+        };
+        if let Some(e) = self.entries.get_mut(&key) {
+            match role {
+                Role::Main => e.main = None,
+                Role::Log => e.log = None,
+            }
+        }
+        Reaped::Ours(role)
+    }
+
+    /// A full pass: `readdir(".")`, rebuilding the names cache, then every name is
+    /// started as 0.76's `start()` does, then unseen dead entries are dropped.
+    pub fn full(&mut self) {
+        let rd = match fs::read_dir(".") {
+            Ok(rd) => rd,
+            Err(e) => {
+                direrror(&e);
+                return;
+            }
+        };
+        let mut names = BTreeMap::new();
+        for d in rd {
+            let d = match d {
+                Ok(d) => d,
+                Err(e) => {
+                    // 0.76 quirk kept: a read error ends the pass before the drop step.
+                    direrror(&e);
+                    return;
+                }
+            };
+            let name = d.file_name();
+            if name.as_bytes().first() == Some(&b'.') {
+                continue;
+            }
+            let kind = match d.file_type() {
+                Ok(t) if t.is_dir() => Kind::Dir(UNKNOWN), // identity filled in by stat
+                Ok(t) if t.is_symlink() => Kind::Stat,
+                Ok(_) => Kind::Other,
+                Err(_) => Kind::Stat,
+            };
+            names.insert(name, kind);
+        }
+        self.names = names;
+        self.pass(true);
+    }
+
+    /// A pass over the cached names (the inotify-backed 5 s tick): real directories use
+    /// their cached identity, everything else is `stat`ed as in a full pass.
+    pub fn tick(&mut self) {
+        self.pass(false);
+    }
+
+    fn pass(&mut self, restat_dirs: bool) {
+        for e in self.entries.values_mut() {
+            e.active = false;
+        }
+        let names: Vec<(OsString, Kind)> =
+            self.names.iter().map(|(n, k)| (n.clone(), *k)).collect();
+        for (name, kind) in names {
+            let hint = match kind {
+                Kind::Other => continue,
+                Kind::Dir(_) if restat_dirs => Kind::Dir(UNKNOWN),
+                k => k,
+            };
+            if let Some(kind) = self.start(&name, hint) {
+                self.names.insert(name, kind);
+            }
+        }
+        self.drop_unseen();
+    }
+
+    /// An inotify event: `name` appeared in the scan directory (created or renamed in).
+    /// It is started at once; this is the only work an event causes.
+    pub fn appeared(&mut self, name: &OsStr) {
+        if name.as_bytes().first() == Some(&b'.') {
+            return;
+        }
+        let kind = match fs::symlink_metadata(name) {
+            Ok(m) if m.is_dir() => Kind::Dir(UNKNOWN),
+            Ok(m) if m.file_type().is_symlink() => Kind::Stat,
+            Ok(_) => Kind::Other,
+            Err(_) => return, // gone again; a later event or pass tells
+        };
+        self.names.insert(name.to_os_string(), kind);
+        if kind != Kind::Other {
+            if let Some(kind) = self.start(name, kind) {
+                self.names.insert(name.to_os_string(), kind);
+            }
+        }
+    }
+
+    /// An inotify event: `name` left the scan directory (deleted or renamed away). Its
+    /// entry is dropped or stopped at the next pass, as in 0.76.
+    pub fn vanished(&mut self, name: &OsStr) {
+        self.names.remove(name);
+    }
+
+    /// 0.76's `start(fn)`: find or create the entry for `name`, then start whatever of
+    /// its supervise processes is missing. `hint` is what the name is known to be
+    /// (`Dir` with a known identity skips the `stat`). Returns the name's kind for the
+    /// cache.
+    fn start(&mut self, name: &OsStr, hint: Kind) -> Option<Kind> {
+        let (key, kind) = match hint {
+            Kind::Dir(key) if key != UNKNOWN => (key, hint),
+            _ => {
+                let m = match fs::metadata(name) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        warn(&format!(
+                            "unable to stat {}: {}",
+                            name.to_string_lossy(),
+                            errstr::io_str(&e)
+                        ));
+                        return None;
+                    }
+                };
+                if !m.is_dir() {
+                    return None;
+                }
+                let key = (m.dev(), m.ino());
+                match hint {
+                    Kind::Dir(_) => (key, Kind::Dir(key)),
+                    _ => (key, Kind::Stat),
+                }
+            }
+        };
+
+        if !self.entries.contains_key(&key) {
+            let entry = new_entry(name)?;
+            self.entries.insert(key, entry);
+        }
+        let Some(e) = self.entries.get_mut(&key) else {
+            return Some(kind);
+        };
+        e.active = true;
+        e.name = name.to_os_string();
+        if self.shutdown {
+            return Some(kind);
+        }
+        if e.stopping {
+            if e.main.is_some() || e.log.is_some() {
+                return Some(kind);
+            }
+            // A directory stopped by --stop-removed came back once its processes were
+            // gone: start it afresh, with a new pipe if the old write end was closed.
+            e.stopping = false;
+            e.log_told = false;
+            if e.pipe.as_ref().is_some_and(|p| p.write.is_none()) {
+                match new_pipe() {
+                    Ok(p) => e.pipe = Some(p),
+                    Err(err) => {
+                        warn(&format!(
+                            "unable to create pipe for {}: {}",
+                            name.to_string_lossy(),
+                            errstr::io_str(&err)
+                        ));
+                        return Some(kind);
+                    }
+                }
+            }
+        }
+
+        if e.main.is_none() && !alive_elsewhere(Path::new(name)) {
+            let w = e.pipe.as_ref().and_then(|p| p.write.as_ref());
+            match spawn(&self.supervise, name, false, w, self.child_nofile) {
+                Ok(pid) => {
+                    e.main = Some(pid);
+                    self.pids.insert(pid, (key, Role::Main));
+                }
+                Err(err) => {
+                    warn(&spawn_failure(name, "", &err));
+                    // 0.76 returns here: the log is not started either.
+                    return Some(kind);
+                }
+            }
+        }
+        if let Some(p) = &e.pipe {
+            if e.log.is_none() && !alive_elsewhere(&Path::new(name).join(svdir::LOG)) {
+                match spawn(&self.supervise, name, true, Some(&p.read), self.child_nofile) {
+                    Ok(pid) => {
+                        e.log = Some(pid);
+                        self.pids.insert(pid, (key, Role::Log));
+                    }
+                    Err(err) => warn(&spawn_failure(name, "/log", &err)),
+                }
+            }
+        }
+        Some(kind)
+    }
+
+    /// 0.76 step 6: an entry not seen in this pass with no live supervise is dropped and
+    /// its pipe closed. With [`Scan::stop_removed`], an unseen entry whose supervise
+    /// still runs is told to stop (main first, then its log; see [`Scan::advance_stops`]).
+    fn drop_unseen(&mut self) {
+        let stop = self.stop_removed;
+        self.entries.retain(|_, e| {
+            if e.active {
+                return true;
+            }
+            if e.main.is_none() && e.log.is_none() {
+                return false;
+            }
+            if stop && !e.stopping {
+                begin_stop(e);
+            }
+            true
+        });
+        if stop {
+            self.advance_stops();
+        }
+    }
+
+    /// Begins the orderly stop of every entry (PID-1 mode's shutdown): `dx` to every
+    /// main supervise now; each log follows once its main supervise has gone.
+    pub fn stop_all(&mut self) {
+        self.shutdown = true;
+        for e in self.entries.values_mut() {
+            if !e.stopping {
+                begin_stop(e);
+            }
+        }
+        self.advance_stops();
+    }
+
+    /// For every stopping entry whose main supervise is gone and whose log has not been
+    /// told yet: close the pipe's write end and send `ox` to the log supervise. With no
+    /// writer left, the logger reads what is still in the pipe, gets end of file and
+    /// exits; `o` keeps supervise from restarting it and `x` makes supervise exit then.
+    /// (A TERM, as `d` sends, would make multilog stop before the pipe is drained.)
+    pub fn advance_stops(&mut self) {
+        for e in self.entries.values_mut() {
+            if !e.stopping || e.log_told || e.main.is_some() {
+                continue;
+            }
+            if e.main.is_none() && alive_elsewhere(Path::new(&e.name)) {
+                continue; // an adopted supervise we cannot wait for: checked next time
+            }
+            if let Some(p) = e.pipe.as_mut() {
+                p.write = None;
+                let dir = e.dir_of(e.log, true);
+                let _ = crate::control::send(&dir, b"ox");
+            }
+            e.log_told = true;
+        }
+    }
+
+    /// True when no entry still has a supervise we know of, nor an adopted one alive.
+    pub fn all_stopped(&self) -> bool {
+        self.pids.is_empty()
+            && self.entries.values().all(|e| {
+                !alive_elsewhere(Path::new(&e.name))
+                    && (!e.has_log() || !alive_elsewhere(&Path::new(&e.name).join(svdir::LOG)))
+            })
+    }
+}
+
+/// Sends `dx` to an entry's main supervise and marks it stopping.
+fn begin_stop(e: &mut Entry) {
+    e.stopping = true;
+    let dir = e.dir_of(e.main, false);
+    let _ = crate::control::send(&dir, b"dx");
+}
+
+/// Creates an entry for `name` (0.76 `start()`, new-entry branch): checks `NAME/log`
+/// and creates the pipe. Warns and returns `None` on failure, as 0.76 does.
+fn new_entry(name: &OsStr) -> Option<Entry> {
+    let mut has_log = false;
+    if name.len() <= MAX_LOG_NAME {
+        match fs::metadata(Path::new(name).join(svdir::LOG)) {
+            Ok(_) => has_log = true, // any file type counts (REFERENCE.md §6 step 4)
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => {
+                warn(&format!(
+                    "unable to stat {}/log: {}",
+                    name.to_string_lossy(),
+                    errstr::io_str(&e)
+                ));
+                return None;
+            }
+        }
+    }
+    let pipe = if has_log {
+        match adopt_pipe(name).map(Ok).unwrap_or_else(new_pipe) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn(&format!(
+                    "unable to create pipe for {}: {}",
+                    name.to_string_lossy(),
+                    errstr::io_str(&e)
+                ));
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    Some(Entry {
+        name: name.to_os_string(),
+        active: false,
+        main: None,
+        log: None,
+        pipe,
+        stopping: false,
+        log_told: false,
+    })
+}
+
+/// A fresh pipe, close-on-exec on both ends (0.76 `coe()`).
+fn new_pipe() -> io::Result<LogPipe> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok(LogPipe {
+        read,
+        write: Some(write),
+    })
+}
+
+/// Beyond 0.76: when svscan is restarted while `supervise NAME` (or `supervise log`)
+/// from an earlier svscan still runs, that supervise holds the old log pipe, whose other
+/// end nobody will hold once the old processes die. Instead of a new pipe, the entry
+/// takes the old one back: the live supervise is found as the holder of its lock in
+/// `/proc/locks`, and `/proc/PID/fd/1` (main) or `/proc/PID/fd/0` (log) is opened, which
+/// on Linux opens the very same pipe. Opened read-write, one descriptor serves as both
+/// ends. Returns `None` when there is nothing to adopt.
+fn adopt_pipe(name: &OsStr) -> Option<LogPipe> {
+    let dir = Path::new(name);
+    let candidates = [
+        (dir.join(svdir::LOCK), 1),
+        (dir.join(svdir::LOG).join(svdir::LOCK), 0),
+    ];
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    for (lock, fd) in candidates {
+        let Ok(m) = fs::metadata(&lock) else { continue };
+        let Some(pid) = lock_holder(&locks, m.dev(), m.ino()) else {
+            continue;
+        };
+        let path = format!("/proc/{pid}/fd/{fd}");
+        let Ok(meta) = fs::metadata(&path) else { continue };
+        if !meta.file_type().is_fifo() {
+            continue;
+        }
+        let Ok(f) = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+        else {
+            continue;
+        };
+        let read = OwnedFd::from(f);
+        let Ok(write) = read.try_clone() else { continue };
+        return Some(LogPipe {
+            read,
+            write: Some(write),
+        });
+    }
+    None
+}
+
+/// The pid holding a lock on the file (dev, ino), from the text of `/proc/locks`
+/// (`1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`; blocked waiters, marked `->`,
+/// are skipped).
+pub fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let (maj, min) = (libc::major(dev) as u64, libc::minor(dev) as u64);
+    for line in locks.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 || f[1] == "->" {
+            continue;
+        }
+        let mut id = f[5].split(':');
+        let (Some(a), Some(b), Some(i)) = (id.next(), id.next(), id.next()) else {
+            continue;
+        };
+        let ok = u64::from_str_radix(a, 16).ok() == Some(maj)
+            && u64::from_str_radix(b, 16).ok() == Some(min)
+            && i.parse::<u64>().ok() == Some(ino);
+        if ok {
+            return f[4].parse().ok();
+        }
+    }
+    None
+}
+
+/// svok's test on `DIR`: `supervise/ok` opens for writing, so some supervise (ours from
+/// an earlier svscan, or one started by hand) is alive there. Beyond 0.76, a restarted
+/// svscan uses it to adopt a running scene instead of starting a second supervise that
+/// would only fail on the lock (REFERENCE.md §1, `ok`).
+pub fn alive_elsewhere(dir: &Path) -> bool {
+    fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir.join(svdir::OK))
+        .is_ok()
+}
+
+/// Starts `supervise NAME` (fd 1 = `fd` when given) or, with `log`, `supervise log` in
+/// `NAME` with fd 0 = `fd`. The environment is svscan's (REFERENCE.md §6 step 5).
+fn spawn(
+    supervise: &OsStr,
+    name: &OsStr,
+    log: bool,
+    fd: Option<&OwnedFd>,
+    nofile: Option<libc::rlimit>,
+) -> io::Result<u32> {
+    let mut c = Command::new(supervise);
+    if log {
+        c.arg(svdir::LOG).current_dir(name);
+        if let Some(fd) = fd {
+            c.stdin(Stdio::from(fd.as_fd().try_clone_to_owned()?));
+        }
+    } else {
+        c.arg(name);
+        if let Some(fd) = fd {
+            c.stdout(Stdio::from(fd.as_fd().try_clone_to_owned()?));
+        }
+    }
+    if let Some(lim) = nofile {
+        // SAFETY: the closure runs between fork and exec and makes one bare system call
+        // (setrlimit), allocating nothing (STYLE.md P7).
+        unsafe {
+            c.pre_exec(move || {
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                Ok(())
+            });
+        }
+    }
+    let child = c.spawn()?;
+    // The Child handle is dropped without waiting: svscan reaps every pid itself with
+    // waitpid(-1) (STYLE.md P6), and dropping a Child neither waits nor kills.
+    Ok(child.id())
+}
+
+/// The warning for a failed spawn: 0.76 tells fork failures from exec failures.
+fn spawn_failure(name: &OsStr, suffix: &str, e: &io::Error) -> String {
+    let n = name.to_string_lossy();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
+            format!("unable to fork for {n}{suffix}: {}", errstr::io_str(e))
+        }
+        _ => format!(
+            "unable to start supervise {n}{suffix}: {}",
+            errstr::io_str(e)
+        ),
+    }
+}
+
+fn direrror(e: &io::Error) {
+    warn(&format!("unable to read directory: {}", errstr::io_str(e)));
+}
+
+fn warn(text: &str) {
+    errstr::warn(PROG, text);
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (2 descriptors per logged service,
+/// no 1000-service cap). Returns the original limit when it was changed, for
+/// [`Scan::new`] to hand back to the children.
+pub fn raise_nofile() -> Option<libc::rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= lim.rlim_max
+    {
+        return None;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return None;
+    }
+    Some(lim)
+}
+
+/// Every descendant of `root` (children, grandchildren...), from `/proc/*/stat`.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parent: Vec<(u32, u32)> = Vec::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for d in rd.flatten() {
+            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) {
+                if let Some(ppid) = stat_ppid(&s) {
+                    parent.push((pid, ppid));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// The ppid field of a `/proc/PID/stat` line (the 2nd field after the `)` that ends
+/// the command name, which may itself contain spaces and parentheses).
+pub fn stat_ppid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ppid_after_tricky_command_name() {
+        assert_eq!(stat_ppid("42 (a) b (c)) S 7 42 42 0"), Some(7));
+        assert_eq!(stat_ppid("1 (init) S 0 1 1"), Some(0));
+        assert_eq!(stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn lock_holder_matches_dev_and_inode() {
+        let dev = libc::makedev(8, 1);
+        let locks = "1: POSIX  ADVISORY  WRITE 900 08:02:77 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 1234 08:01:77 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 999 08:01:77 0 EOF\n";
+        assert_eq!(lock_holder(locks, dev, 77), Some(1234));
+        assert_eq!(lock_holder(locks, dev, 78), None);
+    }
+
+    #[test]
+    fn spawn_failure_wording() {
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            spawn_failure(OsStr::new("a"), "/log", &e),
+            "unable to start supervise a/log: file does not exist"
+        );
+        let e = io::Error::from_raw_os_error(libc::EAGAIN);
+        assert_eq!(
+            spawn_failure(OsStr::new("a"), "", &e),
+            "unable to fork for a: temporary failure"
+        );
+    }
+}
