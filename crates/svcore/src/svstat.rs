@@ -11,8 +11,8 @@
 //! like an s6 service (an `event/` dir, or a 35-byte status), liveness is s6's own test, an
 //! fcntl `F_GETLK` on `supervise/lock`. Every other case keeps 0.76's answer.
 
-use crate::statusfmt::{self, Clues, Record};
 use crate::status::Want;
+use crate::statusfmt::{self, Clues, Record};
 use crate::svdir;
 use crate::tai64n::Tai64n;
 use std::fs::File;

@@ -1,0 +1,395 @@
+//! Tests for svstat: every line of REFERENCE.md §5's table, each compared with Debian's
+//! svstat where the oracle can produce it, and the other supervisors' formats (§11.7)
+//! against the real runsv and s6-supervise.
+#![allow(clippy::unwrap_used)]
+
+use crate::harness::{self, Running, Scratch, oracle, ours, run, wait_until};
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A stand-in for a running supervise: `supervise/ok` and `supervise/control` exist and
+/// this test holds their read ends, so openers see a live supervisor. Lets a test put any
+/// bytes in `status` and compare what the programs make of them.
+pub struct FakeSupervise {
+    pub dir: PathBuf,
+    _ok: File,
+    pub control: File,
+}
+
+impl FakeSupervise {
+    pub fn new(dir: &Path) -> FakeSupervise {
+        fs::create_dir_all(dir.join("supervise")).unwrap();
+        for f in ["ok", "control"] {
+            let p = dir.join("supervise").join(f);
+            if !p.exists() {
+                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            }
+        }
+        FakeSupervise {
+            dir: dir.to_path_buf(),
+            _ok: svcore::fifo::open_read(&dir.join("supervise/ok")).unwrap(),
+            control: svcore::fifo::open_read(&dir.join("supervise/control")).unwrap(),
+        }
+    }
+
+    /// Reads whatever is queued on the control FIFO.
+    pub fn drain_control(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut v = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = self.control.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            v.extend_from_slice(&buf[..n]);
+        }
+        v
+    }
+
+    pub fn status(&self, bytes: &[u8]) {
+        fs::write(self.dir.join("supervise/status"), bytes).unwrap();
+    }
+}
+
+/// An 18-byte status: stamp `unix + offset` seconds, pid, paused, want.
+pub fn status18(unix: u64, pid: u32, paused: u8, want: u8) -> Vec<u8> {
+    let mut b = svcore::tai64n::Tai64n::from_unix(unix, 500).pack().to_vec();
+    b.extend_from_slice(&pid.to_le_bytes());
+    b.push(paused);
+    b.push(want);
+    b
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Runs svstat (ours or Debian's) in `cwd` with `args`.
+fn svstat_in(program: &Path, cwd: &Path, args: &[&str]) -> Output {
+    let mut c = harness::cmd(program);
+    c.current_dir(cwd).args(args);
+    run(c)
+}
+
+/// Runs both svstats with the same arguments; asserts identical stdout, stderr and exit
+/// code, and returns our stdout.
+fn same_as_oracle(cwd: &Path, args: &[&str]) -> String {
+    let o = svstat_in(&harness::bin("svstat"), cwd, args);
+    let d = svstat_in(&oracle("svstat"), cwd, args);
+    assert_eq!(
+        harness::stdout(&o),
+        harness::stdout(&d),
+        "stdout differs for svstat {args:?}"
+    );
+    assert_eq!(harness::stderr(&o), harness::stderr(&d));
+    assert_eq!(o.status.code(), d.status.code());
+    assert_eq!(o.status.code(), Some(0));
+    harness::stdout(&o)
+}
+
+#[test]
+fn no_arguments_prints_nothing_and_exits_0() {
+    let s = Scratch::new();
+    assert_eq!(same_as_oracle(s.path(), &[]), "");
+}
+
+#[test]
+fn unable_to_chdir_and_options_are_directories() {
+    let s = Scratch::new();
+    fs::write(s.join("file"), "").unwrap();
+    let out = same_as_oracle(s.path(), &["nonexist", "-x", "file"]);
+    assert_eq!(
+        out,
+        "nonexist: unable to chdir: file does not exist\n\
+         -x: unable to chdir: file does not exist\n\
+         file: unable to chdir: not a directory\n"
+    );
+}
+
+#[test]
+fn unable_to_stat_down() {
+    let s = Scratch::new();
+    fs::create_dir(s.join("svc")).unwrap();
+    std::os::unix::fs::symlink("down", s.join("svc/down")).unwrap();
+    let out = same_as_oracle(s.path(), &["svc"]);
+    assert_eq!(out, "svc: unable to stat down: symbolic link loop\n");
+}
+
+#[test]
+fn missing_ok_and_no_reader() {
+    let s = Scratch::new();
+    fs::create_dir(s.join("never")).unwrap();
+    fs::create_dir_all(s.join("gone/supervise")).unwrap();
+    nix::unistd::mkfifo(
+        &s.join("gone/supervise/ok"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let out = same_as_oracle(s.path(), &["never", "gone"]);
+    assert_eq!(
+        out,
+        "never: unable to open supervise/ok: file does not exist\n\
+         gone: supervise not running\n"
+    );
+}
+
+#[test]
+fn status_missing_short_or_unreadable() {
+    let s = Scratch::new();
+    let _a = FakeSupervise::new(&s.join("nostatus"));
+    let b = FakeSupervise::new(&s.join("short"));
+    b.status(&[0x40; 17]);
+    let out = same_as_oracle(s.path(), &["nostatus", "short"]);
+    assert_eq!(
+        out,
+        "nostatus: unable to open supervise/status: file does not exist\n\
+         short: unable to read supervise/status: bad format\n"
+    );
+    // A read error. 0.76 compares `r < sizeof status` with r = -1 as unsigned, so it
+    // misses the error and prints whatever the previous service left in its static
+    // buffer. We print the error, as REFERENCE.md §5's table says (`: ERR`).
+    let _c = FakeSupervise::new(&s.join("isdir"));
+    fs::create_dir(s.join("isdir/supervise/status")).unwrap();
+    let o = svstat_in(&harness::bin("svstat"), s.path(), &["isdir"]);
+    assert_eq!(
+        harness::stdout(&o),
+        "isdir: unable to read supervise/status: is a directory\n"
+    );
+}
+
+/// Every combination of pid, paused, want and `down` file, in the future (so S is 0 on
+/// both sides) and in the past (seconds masked), is printed exactly as Debian's svstat does.
+#[test]
+fn every_status_combination_matches_the_oracle() {
+    let s = Scratch::new();
+    let mut names = Vec::new();
+    let mut fakes = Vec::new();
+    let now = unix_now();
+    for (i, (pid, paused, want, down, future)) in [0u32, 4321]
+        .into_iter()
+        .flat_map(|p| [0u8, 1].map(move |pa| (p, pa)))
+        .flat_map(|(p, pa)| [b'u', b'd', 0, b'x'].map(move |w| (p, pa, w)))
+        .flat_map(|(p, pa, w)| [false, true].map(move |d| (p, pa, w, d)))
+        .flat_map(|(p, pa, w, d)| [false, true].map(move |f| (p, pa, w, d, f)))
+        .enumerate()
+    {
+        let name = format!("s{i}");
+        let f = FakeSupervise::new(&s.join(&name));
+        let when = if future { now + 1000 } else { now - 100 };
+        f.status(&status18(when, pid, paused, want));
+        if down {
+            fs::write(s.join(&name).join("down"), "").unwrap();
+        }
+        names.push(name);
+        fakes.push(f);
+    }
+    let args: Vec<&str> = names.iter().map(String::as_str).collect();
+    let o = svstat_in(&harness::bin("svstat"), s.path(), &args);
+    let d = svstat_in(&oracle("svstat"), s.path(), &args);
+    assert_eq!(
+        harness::normalize(&harness::stdout(&o)),
+        harness::normalize(&harness::stdout(&d))
+    );
+    let out = harness::stdout(&o);
+    // Spot checks of the spec's table, independent of the oracle.
+    assert!(out.contains(": up (pid 4321) 0 seconds, normally down, paused, want down\n"));
+    assert!(out.contains(": down 0 seconds, normally up, want up\n"));
+    assert!(out.contains(": up (pid 4321) 0 seconds\n"));
+    assert_eq!(out.lines().count(), names.len());
+}
+
+#[test]
+fn one_seconds_plural_and_longer_files() {
+    let s = Scratch::new();
+    let f = FakeSupervise::new(&s.join("a"));
+    // Retry across a second boundary: the line must read exactly `1 seconds` at some point.
+    wait_until(
+        harness::DEADLINE,
+        || "svstat to print 1 seconds".into(),
+        || {
+            f.status(&status18(unix_now() - 1, 0, 0, b'd'));
+            harness::stdout(&svstat_in(&harness::bin("svstat"), s.path(), &["a"]))
+                == "a: down 1 seconds, normally up\n"
+        },
+    );
+    // A 0.76 reader takes the first 18 bytes of longer files (encore, nosh).
+    let mut b = status18(unix_now() + 100, 77, 0, b'u');
+    b.extend_from_slice(&[3, 0]);
+    f.status(&b);
+    assert_eq!(
+        same_as_oracle(s.path(), &["a"]),
+        "a: up (pid 77) 0 seconds\n"
+    );
+    b.resize(87, 0);
+    f.status(&b);
+    assert_eq!(
+        same_as_oracle(s.path(), &["a"]),
+        "a: up (pid 77) 0 seconds\n"
+    );
+}
+
+#[test]
+fn relative_dirs_after_an_absolute_one() {
+    let s = Scratch::new();
+    let f = FakeSupervise::new(&s.join("a"));
+    f.status(&status18(unix_now() + 100, 0, 0, b'd'));
+    let abs = s.join("a");
+    let abs = abs.to_str().unwrap();
+    let out = same_as_oracle(s.path(), &[abs, "a", abs]);
+    assert_eq!(
+        out,
+        format!(
+            "{abs}: down 0 seconds, normally up\na: down 0 seconds, normally up\n{abs}: down 0 seconds, normally up\n"
+        )
+    );
+}
+
+/// As a user who cannot read the current directory, both svstats fail to open `.`.
+#[test]
+fn unable_to_open_current_directory_exits_111() {
+    let s = Scratch::new();
+    fs::set_permissions(s.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cwd = s.join("noread");
+    fs::create_dir(&cwd).unwrap();
+    fs::set_permissions(&cwd, fs::Permissions::from_mode(0o311)).unwrap();
+    for prog in [harness::bin("svstat"), oracle("svstat")] {
+        let mut c = harness::cmd(oracle("setuidgid"));
+        c.current_dir(&cwd).arg("nobody").arg(&prog).arg("x");
+        let o = run(c);
+        assert_eq!(o.status.code(), Some(111), "{prog:?}");
+        assert_eq!(
+            harness::stderr(&o),
+            "svstat: fatal: unable to open current directory: access denied\n"
+        );
+        assert_eq!(harness::stdout(&o), "");
+    }
+}
+
+#[test]
+fn access_denied_on_ok_as_another_user() {
+    let s = Scratch::new();
+    fs::set_permissions(s.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = s.service("svc", "exec sleep 600");
+    let _sup = harness::start_supervise(&oracle("supervise"), &dir, s.path(), "sup");
+    for prog in [harness::bin("svstat"), oracle("svstat")] {
+        let mut c = harness::cmd(oracle("setuidgid"));
+        c.current_dir(s.path()).arg("nobody").arg(&prog).arg("svc");
+        let o = run(c);
+        assert_eq!(o.status.code(), Some(0));
+        assert_eq!(
+            harness::stdout(&o),
+            "svc: unable to open supervise/ok: access denied\n"
+        );
+    }
+}
+
+#[test]
+fn real_supervise_up_then_down() {
+    let s = Scratch::new();
+    let dir = s.service("svc", "exec sleep 600");
+    let _sup = harness::start_supervise(&oracle("supervise"), &dir, s.path(), "sup");
+    wait_until(
+        harness::DEADLINE,
+        || "up".into(),
+        || harness::status_pid(&dir) != 0,
+    );
+    let out = same_as_oracle(s.path(), &["svc"]);
+    assert_eq!(harness::normalize(&out), "svc: up (pid PID) S seconds\n");
+    let pid = harness::status_pid(&dir);
+    assert!(out.contains(&format!("(pid {pid})")));
+}
+
+/// runit's runsv: 20-byte status with `supervise/stat`; a 0.76 svstat already reads it
+/// through the 18-byte prefix, so ours must print the same.
+#[test]
+fn runit_service_reads_like_the_oracle() {
+    let s = Scratch::new();
+    let dir = s.service("svc", "exec sleep 600");
+    let mut c = harness::cmd(oracle("runsv"));
+    c.arg(&dir);
+    let _r = Running::spawn(c, s.path(), "runsv");
+    wait_until(
+        harness::DEADLINE,
+        || format!("runsv up: {:?}", harness::status_bytes(&dir)),
+        || {
+            let b = harness::status_bytes(&dir);
+            b.len() == 20 && b[19] == 1
+        },
+    );
+    let out = same_as_oracle(s.path(), &["svc"]);
+    assert_eq!(harness::normalize(&out), "svc: up (pid PID) S seconds\n");
+    let mut c = harness::cmd(oracle("sv"));
+    c.arg("down").arg(&dir);
+    run(c);
+    wait_until(
+        harness::DEADLINE,
+        || "runsv down".into(),
+        || harness::status_bytes(&dir).get(19) == Some(&0),
+    );
+    fs::write(dir.join("down"), "").unwrap();
+    let out = same_as_oracle(s.path(), &["svc"]);
+    assert_eq!(harness::normalize(&out), "svc: down S seconds\n");
+}
+
+/// s6-supervise: 35 bytes, real TAI, no `ok`. Ours reads it (liveness from the fcntl lock);
+/// Debian's cannot.
+#[test]
+fn s6_service_is_read_through_its_lock() {
+    let s = Scratch::new();
+    let dir = s.service("svc", "exec sleep 600");
+    let mut c = harness::cmd(oracle("s6-supervise"));
+    c.arg(&dir);
+    let mut sup = Running::spawn(c, s.path(), "s6");
+    wait_until(
+        harness::DEADLINE,
+        || format!("s6 up: {:?}", harness::status_bytes(&dir)),
+        || {
+            let b = harness::status_bytes(&dir);
+            b.len() == 35 && b[24..32] != [0; 8]
+        },
+    );
+    let b = harness::status_bytes(&dir);
+    let pid = u64::from_be_bytes(b[24..32].try_into().unwrap());
+    let o = run({
+        let mut c = ours("svstat");
+        c.current_dir(s.path()).arg("svc");
+        c
+    });
+    let out = harness::stdout(&o);
+    assert!(
+        out == format!("svc: up (pid {pid}) 0 seconds\n")
+            || out == format!("svc: up (pid {pid}) 1 seconds\n")
+            || out == format!("svc: up (pid {pid}) 2 seconds\n"),
+        "a fresh s6 service is seconds old, not 27 s: {out}"
+    );
+    let d = svstat_in(&oracle("svstat"), s.path(), &["svc"]);
+    assert_eq!(
+        harness::stdout(&d),
+        "svc: unable to open supervise/ok: file does not exist\n"
+    );
+    // Down, then the supervisor gone.
+    let mut c = harness::cmd(oracle("s6-svc"));
+    c.arg("-d").arg(&dir);
+    run(c);
+    wait_until(
+        harness::DEADLINE,
+        || "s6 down".into(),
+        || harness::status_bytes(&dir).get(24..32) == Some(&[0; 8]),
+    );
+    let out = harness::stdout(&svstat_in(&harness::bin("svstat"), s.path(), &["svc"]));
+    assert_eq!(
+        harness::normalize(&out),
+        "svc: down S seconds, normally up\n"
+    );
+    let mut c = harness::cmd(oracle("s6-svc"));
+    c.arg("-x").arg(&dir);
+    run(c);
+    sup.wait_exit(harness::DEADLINE);
+    let out = harness::stdout(&svstat_in(&harness::bin("svstat"), s.path(), &["svc"]));
+    assert_eq!(out, "svc: supervise not running\n");
+}
