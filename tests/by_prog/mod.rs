@@ -1,4 +1,6 @@
 //! One module per program.
 
 mod svc;
+mod svok;
+mod svstat;
 mod supervise;
