@@ -15,6 +15,7 @@
 //! | [`selfpipe`] | signals delivered to an event loop |
 //! | [`perms`] | group delegation of `supervise/` (svgroup, the `group` file) |
 //! | [`proc`] | a supervisor's children: fork + exec of `./run`, kill, reap |
+//! | [`sidecar`] | `supervise/status.ext` and `supervise/deaths`: our state beyond the 18 bytes |
 //! | [`statusfmt`] | every supervisor's status file (daemontools, runit, encore, nosh, s6) decoded into one shape |
 //! | [`svstat`] | reading a service's state as svstat does: liveness, `down`, status; the 0.76 line |
 //! | [`scan`] | svscan's scan directory: entries by (dev, ino), log pipes, adoption, orderly stop |
@@ -30,6 +31,7 @@ pub mod lock;
 pub mod perms;
 pub mod proc;
 pub mod selfpipe;
+pub mod sidecar;
 pub mod status;
 pub mod statusfmt;
 pub mod svdir;
