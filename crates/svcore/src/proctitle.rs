@@ -33,7 +33,8 @@ pub fn arg_range(stat: &str) -> Option<(usize, usize)> {
 /// (std reads the same memory lazily).
 pub fn last_arg(expected: &OsString) -> io::Result<&'static mut [u8]> {
     let stat = fs::read_to_string("/proc/self/stat")?;
-    let (start, end) = arg_range(&stat).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    let (start, end) =
+        arg_range(&stat).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
     // SAFETY: [arg_start, arg_end) is the argument area the kernel set up for this
     // process: mapped, writable (it lives on the initial stack), and alive for the whole
     // life of the process, hence 'static. Nothing else in a Rust program writes it, and

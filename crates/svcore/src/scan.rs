@@ -355,7 +355,13 @@ impl Scan {
         }
         if let Some(p) = &e.pipe {
             if e.log.is_none() && !alive_elsewhere(&Path::new(name).join(svdir::LOG)) {
-                match spawn(&self.supervise, name, true, Some(&p.read), self.child_nofile) {
+                match spawn(
+                    &self.supervise,
+                    name,
+                    true,
+                    Some(&p.read),
+                    self.child_nofile,
+                ) {
                     Ok(pid) => {
                         e.log = Some(pid);
                         self.pids.insert(pid, (key, Role::Log));
@@ -519,7 +525,9 @@ fn adopt_pipe(name: &OsStr) -> Option<LogPipe> {
             continue;
         };
         let path = format!("/proc/{pid}/fd/{fd}");
-        let Ok(meta) = fs::metadata(&path) else { continue };
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
         if !meta.file_type().is_fifo() {
             continue;
         }
@@ -532,7 +540,9 @@ fn adopt_pipe(name: &OsStr) -> Option<LogPipe> {
             continue;
         };
         let read = OwnedFd::from(f);
-        let Ok(write) = read.try_clone() else { continue };
+        let Ok(write) = read.try_clone() else {
+            continue;
+        };
         return Some(LogPipe {
             read,
             write: Some(write),
@@ -645,7 +655,8 @@ pub fn raise_nofile() -> Option<libc::rlimit> {
         rlim_max: 0,
     };
     // SAFETY: getrlimit fills the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= lim.rlim_max
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur >= lim.rlim_max
     {
         return None;
     }
