@@ -14,6 +14,8 @@
 //! | [`fifo`] | creating and opening FIFOs the daemontools way |
 //! | [`selfpipe`] | signals delivered to an event loop |
 //! | [`perms`] | group delegation of `supervise/` (svgroup, the `group` file) |
+//! | [`pathexec`] | running the next program of a chain via `$PATH`, with env changes (djb's pathexec) |
+//! | [`getopt`] | djb's getopt, as the chain-loaders parse options |
 //! | [`proc`] | a supervisor's children: fork + exec of `./run`, kill, reap |
 //! | [`sidecar`] | `supervise/status.ext` and `supervise/deaths`: our state beyond the 18 bytes |
 //! | [`statusfmt`] | every supervisor's status file (daemontools, runit, encore, nosh, s6) decoded into one shape |
@@ -28,6 +30,8 @@ pub mod scan;
 pub mod errstr;
 pub mod fifo;
 pub mod lock;
+pub mod getopt;
+pub mod pathexec;
 pub mod perms;
 pub mod proc;
 pub mod selfpipe;
