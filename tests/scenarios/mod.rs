@@ -1,1 +1,3 @@
 //! Cross-program scenarios.
+
+mod differential;

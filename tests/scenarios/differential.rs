@@ -1,0 +1,450 @@
+//! Differential tests, both ways (issue 2, "Proof"): each scenario is data, a list of
+//! steps, run against Debian's svc/svok/svstat driving Debian's supervise (the reference)
+//! and then against a candidate pairing:
+//!
+//! * `our_tools`: our svc/svok/svstat driving Debian's supervise;
+//! * `our_supervise`: Debian's svc/svok/svstat driving our supervise;
+//! * `all_ours`: ours driving ours.
+//!
+//! Every step appends one line to a transcript: exit codes, stderr, svstat lines (pids and
+//! seconds masked by `harness::normalize`), and status bytes with the stamp and pid masked.
+//! Waits are on observable state with deadlines, so the two supervisors' different timing
+//! (0.76 sleeps a second after each fork, ours waits in its loop; REFERENCE.md §4) does not
+//! show. The transcripts must be equal.
+#![allow(clippy::unwrap_used)]
+
+use crate::harness::{self, DEADLINE, Running, Scratch, oracle, run, wait_until};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whose program plays a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Debian,
+    Ours,
+}
+
+impl Side {
+    fn program(self, name: &str) -> PathBuf {
+        match self {
+            Side::Debian => oracle(name),
+            Side::Ours => harness::bin(name),
+        }
+    }
+}
+
+/// Which client a step runs.
+#[derive(Debug, Clone, Copy)]
+enum Tool {
+    Svc,
+    Svok,
+    Svstat,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Svc => "svc",
+            Tool::Svok => "svok",
+            Tool::Svstat => "svstat",
+        }
+    }
+}
+
+/// Observable states a step waits for.
+#[derive(Debug, Clone, Copy)]
+enum Cond {
+    /// status has a pid.
+    Up,
+    /// status has no pid.
+    Down,
+    /// want byte.
+    Want(u8),
+    /// paused byte.
+    Paused(u8),
+    /// The run script recorded this signal in `sig`.
+    Signal(&'static str),
+    /// `./run` started at least this many times (lines in `starts`).
+    Starts(usize),
+    /// supervise's stderr contains this text.
+    SupStderr(&'static str),
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Run a client with these arguments (cwd = the scratch dir, service = `s`).
+    Run(Tool, &'static [&'static str]),
+    /// The same as the user `nobody` (through Debian's setuidgid).
+    Nobody(Tool, &'static [&'static str]),
+    /// Wait for a state.
+    Until(Cond),
+    /// Record the status bytes, stamp and pid masked.
+    Status,
+    /// Start a second supervise on `s` and record how it fails.
+    SecondSupervise,
+    /// Wait for supervise to exit and record its exit code.
+    SupervisorExits,
+}
+
+/// A scenario: how to set up `s`, whether to start supervise, and the steps.
+struct Scenario {
+    /// The body of `s/run`, or `None` for no run file.
+    run: Option<&'static str>,
+    /// Create `s/down` before starting.
+    down: bool,
+    /// Start supervise on `s` (otherwise only clients run).
+    supervise: bool,
+    steps: &'static [Step],
+}
+
+/// A run script that records each start and every catchable signal it gets; TERM ends it.
+/// The sleeps run in the background so the traps fire at once; orphans are cleaned up with
+/// supervise's process group by the harness.
+const RECORDER: &str = r#"echo start >> starts
+for s in HUP ALRM INT QUIT USR1 USR2 WINCH CONT; do trap "echo $s >> sig" $s; done
+trap 'echo TERM >> sig; exit 0' TERM
+while :; do sleep 600 & wait $!; done"#;
+
+const CRASHER: &str = "echo start >> starts\nexit 1";
+
+/// Runs one scenario with the given tools and supervise; returns the transcript.
+fn transcript(sc: &Scenario, tools: Side, sup: Side) -> Vec<String> {
+    let s = Scratch::new();
+    // `nobody` must be able to reach `s` for the permission scenarios.
+    fs::set_permissions(s.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = s.join("s");
+    fs::create_dir(&dir).unwrap();
+    if let Some(body) = sc.run {
+        harness::write_script(&dir.join("run"), body);
+    }
+    if sc.down {
+        fs::write(dir.join("down"), "").unwrap();
+    }
+    let mut supervise = sc.supervise.then(|| {
+        let mut c = harness::cmd(sup.program("supervise"));
+        c.current_dir(s.path()).arg("s");
+        let r = Running::spawn(c, s.path(), "supervise");
+        wait_until(
+            DEADLINE,
+            || format!("s to be supervised; stderr: {}", r.stderr()),
+            || harness::is_supervised(&dir),
+        );
+        r
+    });
+    let sup_stderr = |r: &Option<Running>| r.as_ref().map(|r| r.stderr()).unwrap_or_default();
+    let mut out = Vec::new();
+    for step in sc.steps {
+        match *step {
+            Step::Run(tool, args) => {
+                let mut c = harness::cmd(tools.program(tool.name()));
+                c.current_dir(s.path()).args(args);
+                out.push(record(tool, args, &run(c)));
+            }
+            Step::Nobody(tool, args) => {
+                let mut c = harness::cmd(oracle("setuidgid"));
+                c.current_dir(s.path())
+                    .arg("nobody")
+                    .arg(tools.program(tool.name()))
+                    .args(args);
+                out.push(format!("as nobody: {}", record(tool, args, &run(c))));
+            }
+            Step::Until(cond) => {
+                wait_until(
+                    DEADLINE,
+                    || {
+                        format!(
+                            "{cond:?}; status {:?}; supervise stderr: {}; listing:\n{}",
+                            harness::status_bytes(&dir),
+                            sup_stderr(&supervise),
+                            s.listing()
+                        )
+                    },
+                    || holds(cond, &dir, &sup_stderr(&supervise)),
+                );
+                out.push(format!("until {cond:?}"));
+            }
+            Step::Status => out.push(masked_status(&dir)),
+            Step::SecondSupervise => {
+                let mut c: Command = harness::cmd(sup.program("supervise"));
+                c.current_dir(s.path()).arg("s");
+                let o = run(c);
+                out.push(format!(
+                    "second supervise: exit {:?}, stderr {:?}",
+                    o.status.code(),
+                    harness::stderr(&o)
+                ));
+            }
+            Step::SupervisorExits => {
+                let r = supervise.as_mut().expect("scenario started no supervise");
+                let st = r.wait_exit(DEADLINE);
+                out.push(format!("supervise exited: {:?}", st.code()));
+            }
+        }
+    }
+    drop(supervise);
+    out
+}
+
+fn record(tool: Tool, args: &[&str], o: &std::process::Output) -> String {
+    format!(
+        "{} {args:?}: exit {:?}, stdout {:?}, stderr {:?}",
+        tool.name(),
+        o.status.code(),
+        harness::normalize(&harness::stdout(o)),
+        harness::stderr(o)
+    )
+}
+
+/// The status bytes with the stamp and pid masked (a pid shows as `P`, none as `0`).
+fn masked_status(dir: &Path) -> String {
+    let b = harness::status_bytes(dir);
+    if b.len() < 18 {
+        return format!("status: {} bytes", b.len());
+    }
+    let pid = if harness::status_pid(dir) != 0 {
+        "P"
+    } else {
+        "0"
+    };
+    format!(
+        "status: {} bytes, pid {pid}, paused {}, want {:?}",
+        b.len(),
+        b[16],
+        char::from(b[17])
+    )
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn holds(cond: Cond, dir: &Path, sup_stderr: &str) -> bool {
+    let b = harness::status_bytes(dir);
+    match cond {
+        Cond::Up => b.len() >= 18 && harness::status_pid(dir) != 0,
+        Cond::Down => b.len() >= 18 && harness::status_pid(dir) == 0,
+        Cond::Want(w) => b.len() >= 18 && b[17] == w,
+        Cond::Paused(p) => b.len() >= 18 && b[16] == p,
+        Cond::Signal(sig) => lines(&dir.join("sig")).iter().any(|l| l == sig),
+        Cond::Starts(n) => lines(&dir.join("starts")).len() >= n,
+        Cond::SupStderr(text) => sup_stderr.contains(text),
+    }
+}
+
+/// Runs the reference and the candidate and compares.
+fn check(sc: &Scenario, tools: Side, sup: Side) {
+    let reference = transcript(sc, Side::Debian, Side::Debian);
+    let candidate = transcript(sc, tools, sup);
+    assert_eq!(
+        candidate.join("\n"),
+        reference.join("\n"),
+        "\ncandidate (tools {tools:?}, supervise {sup:?}) differs from Debian's (left = candidate)"
+    );
+}
+
+use Cond::*;
+use Step::*;
+use Tool::*;
+
+/// Each scenario becomes a module with the three candidate pairings as tests.
+macro_rules! scenarios {
+    ($($name:ident => $sc:expr;)*) => {
+        $(
+            mod $name {
+                use super::*;
+                const SC: Scenario = $sc;
+                #[test]
+                fn our_tools() {
+                    check(&SC, Side::Ours, Side::Debian);
+                }
+                #[test]
+                fn our_supervise() {
+                    check(&SC, Side::Debian, Side::Ours);
+                }
+                #[test]
+                fn all_ours() {
+                    check(&SC, Side::Ours, Side::Ours);
+                }
+            }
+        )*
+    };
+}
+
+scenarios! {
+    up => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up), Until(Starts(1)),
+            Run(Svok, &["s"]), Run(Svstat, &["s"]), Status,
+        ],
+    };
+    down_then_up => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up),
+            Run(Svc, &["-d", "s"]), Until(Down), Until(Signal("TERM")),
+            Run(Svstat, &["s"]), Status,
+            Run(Svc, &["-u", "s"]), Until(Up), Until(Starts(2)),
+            Run(Svstat, &["s"]), Status,
+        ],
+    };
+    once => Scenario {
+        run: Some(RECORDER),
+        down: true,
+        supervise: true,
+        steps: &[
+            Status, Run(Svstat, &["s"]),
+            Run(Svc, &["-o", "s"]), Until(Up), Until(Want(0)),
+            Run(Svstat, &["s"]), Status,
+            Run(Svc, &["-t", "s"]), Until(Signal("TERM")), Until(Down),
+            Run(Svstat, &["s"]), Status, Run(Svok, &["s"]),
+        ],
+    };
+    pause_continue => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up),
+            Run(Svc, &["-p", "s"]), Until(Paused(1)),
+            Run(Svstat, &["s"]), Status,
+            Run(Svc, &["-c", "s"]), Until(Paused(0)), Until(Signal("CONT")),
+            Run(Svstat, &["s"]), Status,
+        ],
+    };
+    signal_letters => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up), Until(Starts(1)),
+            Run(Svc, &["-h", "s"]), Until(Signal("HUP")),
+            Run(Svc, &["-a", "s"]), Until(Signal("ALRM")),
+            Run(Svc, &["-i", "s"]), Until(Signal("INT")),
+            Status,
+            // TERM and KILL end the process; want is still up, so it comes back.
+            Run(Svc, &["-t", "s"]), Until(Signal("TERM")), Until(Starts(2)), Until(Up),
+            Run(Svc, &["-k", "s"]), Until(Starts(3)), Until(Up),
+            Run(Svstat, &["s"]), Status,
+        ],
+    };
+    exit_waits_for_the_process => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up),
+            Run(Svc, &["-x", "s"]), Until(Want(b'u')), Run(Svok, &["s"]), Status,
+            Run(Svc, &["-d", "s"]), SupervisorExits,
+            Status, Run(Svok, &["s"]), Run(Svstat, &["s"]),
+            Run(Svc, &["-u", "s"]),
+        ],
+    };
+    down_and_exit => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up),
+            Run(Svc, &["-dx", "s"]), SupervisorExits, Until(Signal("TERM")),
+            Status, Run(Svok, &["s"]), Run(Svstat, &["s"]),
+        ],
+    };
+    down_file => Scenario {
+        run: Some(RECORDER),
+        down: true,
+        supervise: true,
+        steps: &[
+            Status, Run(Svstat, &["s"]),
+            Run(Svc, &["-u", "s"]), Until(Up),
+            Run(Svstat, &["s"]), Status,
+            Run(Svc, &["-d", "s"]), Until(Down),
+            Run(Svstat, &["s"]), Status,
+        ],
+    };
+    crash_loop => Scenario {
+        run: Some(CRASHER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Starts(3)), Run(Svok, &["s"]),
+            Run(Svc, &["-d", "s"]), Until(Want(b'd')), Until(Down),
+            Run(Svstat, &["s"]), Status,
+        ],
+    };
+    missing_run => Scenario {
+        run: None,
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(SupStderr("supervise: fatal: unable to start s/run: file does not exist\n")),
+            Run(Svok, &["s"]),
+            Run(Svc, &["-d", "s"]), Until(Want(b'd')), Until(Down),
+            Run(Svstat, &["s"]), Status,
+        ],
+    };
+    lock_held => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up), SecondSupervise, Run(Svok, &["s"]), Status,
+        ],
+    };
+    not_supervised => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: false,
+        steps: &[
+            Run(Svc, &["-u", "s"]), Run(Svok, &["s"]), Run(Svstat, &["s"]),
+        ],
+    };
+    no_longer_supervised => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up), Run(Svc, &["-dx", "s"]), SupervisorExits,
+            Run(Svc, &["-u", "s"]), Run(Svok, &["s"]), Run(Svstat, &["s"]),
+        ],
+    };
+    unknown_option => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up), Run(Svc, &["-z", "s"]), Run(Svc, &["-dz", "s"]), Status,
+        ],
+    };
+    nonexistent_dir => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up),
+            Run(Svc, &["-d", "nonexist", "s"]), Until(Down),
+            Run(Svok, &["nonexist"]), Run(Svstat, &["nonexist", "s"]),
+        ],
+    };
+    permission_denied => Scenario {
+        run: Some(RECORDER),
+        down: false,
+        supervise: true,
+        steps: &[
+            Until(Up),
+            Nobody(Svc, &["-d", "s"]), Nobody(Svok, &["s"]), Nobody(Svstat, &["s"]),
+            Status,
+        ],
+    };
+}
