@@ -4,3 +4,5 @@ mod svc;
 mod svok;
 mod svstat;
 mod supervise;
+mod readproctitle;
+mod svscan;
