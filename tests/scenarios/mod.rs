@@ -1,3 +1,5 @@
 //! Cross-program scenarios.
 
 mod differential;
+mod boot;
+mod pid1;
