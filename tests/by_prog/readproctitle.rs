@@ -1,4 +1,5 @@
 //! Tests for readproctitle (REFERENCE.md §8), ours beside Debian's.
+#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md P4)
 
 use std::io::Write;
 use std::path::Path;

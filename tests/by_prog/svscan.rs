@@ -1,6 +1,7 @@
 //! Tests for svscan (REFERENCE.md §6, §11.9, §12.1): real svscan, real supervise, real
 //! services, in scratch dirs. Every svscan runs in a `Running` guard, so its process group
 //! (every supervise and service it started) is killed on drop.
+#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md P4)
 
 use std::fs;
 use std::os::unix::fs::symlink;

@@ -1,5 +1,6 @@
 //! Boot: svscanboot clears leftovers, then runs svscan under readproctitle with only PATH
 //! in the environment (REFERENCE.md §6 svscanboot, OPENACS.md §1).
+#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md P4)
 
 use std::fs;
 use std::os::unix::fs::symlink;

@@ -1,6 +1,7 @@
 //! svscan as a container's PID 1 (REFERENCE.md §11.8, §12.9): run in a new PID namespace
 //! with `unshare --pid --fork --mount-proc` (root only; CI runs as root), stopped with
 //! SIGTERM as `docker stop` does.
+#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md P4)
 
 use std::fs;
 use std::path::Path;

@@ -18,6 +18,7 @@
 //! Every descriptor this module opens is close-on-exec; the children get the pipe ends by
 //! `dup2` (through [`std::process::Command`]'s stdio), never by inheritance.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -304,12 +305,9 @@ impl Scan {
             }
         };
 
-        if !self.entries.contains_key(&key) {
-            let entry = new_entry(name)?;
-            self.entries.insert(key, entry);
-        }
-        let Some(e) = self.entries.get_mut(&key) else {
-            return Some(kind);
+        let e = match self.entries.entry(key) {
+            Slot::Occupied(o) => o.into_mut(),
+            Slot::Vacant(v) => v.insert(new_entry(name)?),
         };
         e.active = true;
         e.name = name.to_os_string();
