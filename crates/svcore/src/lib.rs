@@ -22,6 +22,7 @@
 //! | [`svstat`] | reading a service's state as svstat does: liveness, `down`, status; the 0.76 line |
 //! | [`scan`] | svscan's scan directory: entries by (dev, ino), log pipes, adoption, orderly stop |
 //! | [`proctitle`] | the process title (argument memory), for readproctitle |
+//! | [`logdir`] | multilog's log directory: script, patterns, rotation, recovery, processor, line engine |
 #![deny(missing_docs)]
 
 pub mod control;
@@ -30,6 +31,7 @@ pub mod scan;
 pub mod errstr;
 pub mod fifo;
 pub mod lock;
+pub mod logdir;
 pub mod getopt;
 pub mod pathexec;
 pub mod perms;
