@@ -393,3 +393,291 @@ fn s6_service_is_read_through_its_lock() {
     let out = harness::stdout(&svstat_in(&harness::bin("svstat"), s.path(), &["svc"]));
     assert_eq!(out, "svc: supervise not running\n");
 }
+
+// ---- Machine-readable outputs (REFERENCE.md §12.3) ----
+
+fn ours_in(cwd: &Path, args: &[&str]) -> Output {
+    let mut c = ours("svstat");
+    c.current_dir(cwd).args(args);
+    run(c)
+}
+
+/// Starts our supervise on `s/NAME` (cwd-relative name, as users type it).
+fn our_supervise(s: &Scratch, name: &str, body: &str) -> (PathBuf, Running) {
+    let dir = s.service(name, body);
+    let r = harness::start_supervise(&harness::bin("supervise"), &dir, s.path(), name);
+    wait_until(
+        harness::DEADLINE,
+        || format!("{name} up: {:?}", harness::status_bytes(&dir)),
+        || harness::status_pid(&dir) != 0,
+    );
+    (dir, r)
+}
+
+fn json_of(cwd: &Path, dirs: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(dirs);
+    let o = ours_in(cwd, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", harness::stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", harness::stdout(&o)))
+}
+
+/// The sidecar's counters show up once our supervise has restarted the service.
+#[test]
+fn json_with_our_supervise_shows_restarts_and_last_exit() {
+    let s = Scratch::new();
+    let (dir, _sup) = our_supervise(&s, "svc", "exec sleep 600");
+    let first = harness::status_pid(&dir);
+    let mut c = ours("svc");
+    c.current_dir(s.path()).args(["-k", "svc"]);
+    run(c);
+    let v = std::cell::RefCell::new(serde_json::Value::Null);
+    wait_until(
+        harness::DEADLINE,
+        || format!("a restart in svstat --json: {}", v.borrow()),
+        || {
+            let j = json_of(s.path(), &["svc"]);
+            let done = j[0]["restarts"] == 1 && j[0]["up"] == true && j[0]["pid"] != first;
+            *v.borrow_mut() = j;
+            done
+        },
+    );
+    let v = v.into_inner();
+    let o = &v[0];
+    assert_eq!(o["dir"], "svc");
+    assert_eq!(o["supervised"], true);
+    assert_eq!(o["format"], "daemontools");
+    assert_eq!(o["want"], "up");
+    assert_eq!(o["normally_up"], true);
+    assert_eq!(o["deaths"], 1);
+    assert_eq!(o["last_exit"]["signal"], 9);
+    assert_eq!(o["last_exit"]["name"], "SIGKILL");
+    assert_eq!(o["history"].as_array().unwrap().len(), 1);
+    assert_eq!(o["history"][0]["pid"], first);
+    assert!(
+        o["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("last signal SIGKILL, 1 deaths in ")
+    );
+    assert_eq!(o["pid"], u64::from(harness::status_pid(&dir)));
+}
+
+/// Against Debian's supervise, s6 and nothing: what the status gives, nulls for the rest.
+#[test]
+fn json_over_other_supervisors_and_errors() {
+    let s = Scratch::new();
+    let d = s.service("dt", "exec sleep 600");
+    let _dt = harness::start_supervise(&oracle("supervise"), &d, s.path(), "dt");
+    let s6 = s.service("s6", "exec sleep 600");
+    let mut c = harness::cmd(oracle("s6-supervise"));
+    c.arg(&s6);
+    let _s6 = Running::spawn(c, s.path(), "s6");
+    for dir in [&d, &s6] {
+        wait_until(
+            harness::DEADLINE,
+            || format!("{dir:?} up"),
+            || {
+                harness::stdout(&ours_in(s.path(), &["-o", "up", dir.to_str().unwrap()]))
+                    == "true\n"
+            },
+        );
+    }
+    let v = json_of(s.path(), &["dt", "s6", "nonexist"]);
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 3);
+    assert_eq!(a[0]["format"], "daemontools");
+    assert_eq!(a[0]["up"], true);
+    assert_eq!(a[0]["restarts"], serde_json::Value::Null);
+    assert_eq!(a[0]["ready"], true, "no readiness: up is ready");
+    assert_eq!(a[1]["format"], "s6");
+    assert_eq!(a[1]["up"], true);
+    assert!(
+        a[1]["seconds"].as_u64().unwrap() < 20,
+        "s6 real-TAI stamp converted"
+    );
+    assert_eq!(a[2]["supervised"], false);
+    assert_eq!(a[2]["error"], "unable to chdir: file does not exist");
+}
+
+#[test]
+fn fields_output_and_exit_codes() {
+    let s = Scratch::new();
+    let (dir, _sup) = our_supervise(&s, "svc", "exec sleep 600");
+    fs::write(dir.join("down"), "").unwrap();
+    let o = ours_in(
+        s.path(),
+        &[
+            "-o",
+            "up,wantedup,normallyup,paused,pid,exitcode,signal,signum,format,want,dir",
+            "svc",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        harness::stdout(&o),
+        format!(
+            "true true false false {} -1 NA -1 daemontools up svc\n",
+            harness::status_pid(&dir)
+        )
+    );
+    // Down after TERM: the death's signal.
+    let mut c = ours("svc");
+    c.current_dir(s.path()).args(["-d", "svc"]);
+    run(c);
+    wait_until(
+        harness::DEADLINE,
+        || "down with a signal".into(),
+        || {
+            harness::stdout(&ours_in(
+                s.path(),
+                &["-o", "up,exitcode,signal,signum,pid", "svc"],
+            )) == "false -1 SIGTERM 15 -1\n"
+        },
+    );
+    // An unreadable DIR: a warning, no line, exit 1.
+    let o = ours_in(s.path(), &["-o", "up", "nonexist", "svc"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(harness::stdout(&o), "false\n");
+    assert_eq!(
+        harness::stderr(&o),
+        "svstat: warning: nonexist: unable to chdir: file does not exist\n"
+    );
+    // Usage errors.
+    let o = ours_in(s.path(), &["-o", "up,bogus", "svc"]);
+    assert_eq!(o.status.code(), Some(100));
+    assert_eq!(harness::stderr(&o), "svstat: fatal: unknown field: bogus\n");
+    let o = ours_in(s.path(), &["-o"]);
+    assert_eq!(o.status.code(), Some(100));
+}
+
+/// A checker for the Prometheus text exposition format (version 0.0.4): HELP/TYPE once per
+/// family and before its samples, families contiguous, valid names, label escapes and
+/// values, no duplicate series, counters named `_total`, a final newline.
+fn check_prometheus(text: &str) -> Vec<(String, String, f64)> {
+    use std::collections::{HashMap, HashSet};
+    assert!(text.ends_with('\n'), "must end with a newline");
+    let name_ok = |n: &str| {
+        let mut c = n.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+    };
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut helps: HashSet<String> = HashSet::new();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut series: HashSet<String> = HashSet::new();
+    let mut current = String::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(name_ok(name), "{line}");
+            assert!(helps.insert(name.to_string()), "HELP twice: {line}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            let (name, kind) = (it.next().unwrap(), it.next().unwrap());
+            assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind));
+            assert!(
+                !done.contains(name) && current != name,
+                "TYPE after samples: {line}"
+            );
+            assert!(
+                types.insert(name.into(), kind.into()).is_none(),
+                "TYPE twice: {line}"
+            );
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter not _total: {name}");
+            }
+            continue;
+        }
+        assert!(!line.starts_with('#') || line.starts_with("# "), "{line}");
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let brace = line.find('{').unwrap();
+        let name = &line[..brace];
+        assert!(name_ok(name), "{line}");
+        assert!(types.contains_key(name), "sample before TYPE: {line}");
+        if name != current {
+            assert!(!done.contains(name), "family not contiguous: {name}");
+            if !current.is_empty() {
+                done.insert(current.clone());
+            }
+            current = name.to_string();
+        }
+        // Labels: k="v" pairs with \\ \" \n escapes only.
+        let b = line.as_bytes();
+        let mut i = brace + 1;
+        let mut labels = String::new();
+        while b[i] != b'}' {
+            let eq = i + line[i..].find('=').unwrap();
+            let k = &line[i..eq];
+            assert!(name_ok(k) && !k.contains(':'), "label name {k}");
+            assert_eq!(b[eq + 1], b'"', "{line}");
+            let mut j = eq + 2;
+            let mut v = String::new();
+            while b[j] != b'"' {
+                if b[j] == b'\\' {
+                    assert!(
+                        matches!(b[j + 1], b'\\' | b'"' | b'n'),
+                        "bad escape: {line}"
+                    );
+                    v.push(b[j + 1] as char);
+                    j += 2;
+                } else {
+                    v.push(b[j] as char);
+                    j += 1;
+                }
+            }
+            labels.push_str(&format!("{k}={v};"));
+            i = j + 1;
+            if b[i] == b',' {
+                i += 1;
+            }
+        }
+        let rest = &line[i + 1..];
+        let value = rest.strip_prefix(' ').expect("one space before the value");
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        assert!(
+            series.insert(format!("{name}{{{labels}}}")),
+            "duplicate series: {line}"
+        );
+        samples.push((name.to_string(), labels, v));
+    }
+    samples
+}
+
+#[test]
+fn prometheus_output_follows_the_text_format() {
+    let s = Scratch::new();
+    let (dir, _sup) = our_supervise(&s, "web", "exec sleep 600");
+    let _f = FakeSupervise::new(&s.join("odd\"name"));
+    let o = ours_in(s.path(), &["--prometheus", "web", "nonexist", "odd\"name"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = harness::stdout(&o);
+    let samples = check_prometheus(&text);
+    let get = |n: &str, svc: &str| {
+        samples
+            .iter()
+            .find(|(name, l, _)| name == n && *l == format!("service={svc};"))
+            .map(|s| s.2)
+    };
+    assert_eq!(get("svc_up", "web"), Some(1.0));
+    assert_eq!(get("svc_supervised", "web"), Some(1.0));
+    assert_eq!(
+        get("svc_pid", "web"),
+        Some(f64::from(harness::status_pid(&dir)))
+    );
+    assert_eq!(get("svc_restarts_total", "web"), Some(0.0));
+    assert_eq!(get("svc_up", "nonexist"), Some(0.0));
+    assert_eq!(get("svc_supervised", "nonexist"), Some(0.0));
+    assert_eq!(get("svc_pid", "nonexist"), None);
+    // The fake has no status file: supervised but unreadable, so not "supervised".
+    assert_eq!(get("svc_supervised", "odd\"name"), Some(0.0));
+    assert!(text.contains("svc_up{service=\"odd\\\"name\"} 0\n"));
+}
