@@ -8,18 +8,25 @@
 //! The poll timeout is the state's next deadline, or infinite: an idle supervise makes
 //! no wakeups at all (0.76 wakes every 3600 s).
 
+use crate::settings;
 use crate::state::{Action, Event, Millis, Now, State, step};
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
 use std::time::Instant;
 use svcore::errstr;
 use svcore::proc::{self, Prepared, SpawnOptions};
 use svcore::selfpipe::SelfPipe;
+use svcore::sidecar;
 use svcore::status::{self, WriteError};
 use svcore::svdir;
 use svcore::tai64n::Tai64n;
+
+/// `./finish`, run after `./run` exits (runit, s6; REFERENCE.md §11.1).
+pub const FINISH: &str = "finish";
+/// `./finish` as executed.
+pub const FINISH_PATH: &str = "./finish";
 
 /// Control bytes read per `read` call.
 pub const CHUNK: usize = 64;
@@ -52,6 +59,16 @@ pub struct Loop {
     pub epoch: Instant,
     /// When to retry a failed status write, and the current retry delay.
     pub status_retry: Option<(Millis, Millis)>,
+    /// The service's name (basename of its directory), `./finish`'s third argument.
+    pub name: String,
+    /// Read end of run's notification pipe, and the run it belongs to.
+    pub notify: Option<(u32, File)>,
+    /// The last settings error printed, so a crash loop does not repeat it every second.
+    pub settings_error: Option<String>,
+    /// Something changed since `status.ext` was last written.
+    pub ext_dirty: bool,
+    /// Our own pid, for `status.ext`.
+    pub self_pid: u32,
 }
 
 impl Loop {
@@ -108,38 +125,187 @@ impl Loop {
         let mut next = Some(ev);
         while let Some(ev) = next.take() {
             let actions = step(st, ev, self.now());
+            self.ext_dirty = true;
             for a in actions.iter() {
                 match a {
-                    Action::Spawn => {
-                        next = Some(match proc::spawn(&self.run, &SpawnOptions::default()) {
-                            Ok(pid) => Event::Spawned { pid },
-                            Err(e) => {
-                                errstr::warn(
-                                    PROG,
-                                    &format!(
-                                        "unable to fork for {}, sleeping 60 seconds: {}",
-                                        self.dir,
-                                        errstr::io_str(&e)
-                                    ),
-                                );
-                                Event::SpawnFailed
-                            }
-                        });
+                    Action::Spawn => next = Some(self.spawn_run(st)),
+                    Action::SpawnFinish { wstatus } => next = Some(self.spawn_finish(wstatus)),
+                    Action::WriteDeaths => {
+                        if let Err(e) = sidecar::write_deaths(Path::new("."), &st.history) {
+                            errstr::warn(
+                                PROG,
+                                &format!(
+                                    "unable to write {}/{}: {}",
+                                    self.dir,
+                                    sidecar::DEATHS,
+                                    errstr::io_str(&e)
+                                ),
+                            );
+                        }
                     }
+                    Action::Notify(b) => notify_event_dir(b),
                     Action::Kill { pid, sig } => {
                         // Errors (ESRCH) are ignored, as 0.76 ignores kill's result.
-                        let _ = proc::kill(pid as i32, sig);
+                        let _ = proc::kill(pid, sig);
                     }
                     Action::WriteStatus => self.write_status(st),
                     Action::Exit => {
                         // 0.76 announces once more after its loop returns.
                         self.write_status(st);
+                        self.write_ext(st);
                         return true;
                     }
                 }
             }
         }
         false
+    }
+
+    /// Re-reads the settings (an edit takes effect at the next start). An invalid file
+    /// keeps the last good settings, and says so once per distinct error.
+    fn reload_settings(&mut self, st: &mut State) {
+        match settings::load(&self.dir) {
+            Ok(c) => {
+                st.config = c;
+                self.settings_error = None;
+            }
+            Err(msg) => {
+                if self.settings_error.as_deref() != Some(msg.as_str()) {
+                    errstr::warn(PROG, &format!("{msg}; keeping the last good settings"));
+                    self.settings_error = Some(msg);
+                }
+            }
+        }
+    }
+
+    /// Forks `./run` with the current settings; returns the event to feed back.
+    fn spawn_run(&mut self, st: &mut State) -> Event {
+        self.reload_settings(st);
+        let mut opts = SpawnOptions {
+            setsid: st.config.process_group,
+            notify_fd: None,
+        };
+        // s6's notification-fd: a pipe whose write end becomes fd N in run.
+        let mut pipe_ends: Option<(File, File)> = None;
+        if let Some(n) = st.config.notify_fd {
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 with a valid two-element array; both ends close-on-exec.
+            let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+            if r == 0 {
+                // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
+                let (rd, wr) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+                opts.notify_fd = Some((n, wr.as_raw_fd()));
+                pipe_ends = Some((rd, wr));
+            } else {
+                errstr::warn(
+                    PROG,
+                    &format!(
+                        "unable to create notification pipe for {}: {}",
+                        self.dir,
+                        errstr::io_str(&io::Error::last_os_error())
+                    ),
+                );
+            }
+        }
+        match proc::spawn(&self.run, &opts) {
+            Ok(pid) => {
+                // The write end lives on only in the child.
+                self.notify = pipe_ends.map(|(rd, _wr)| (pid, rd));
+                Event::Spawned { pid }
+            }
+            Err(e) => {
+                errstr::warn(
+                    PROG,
+                    &format!(
+                        "unable to fork for {}, sleeping 60 seconds: {}",
+                        self.dir,
+                        errstr::io_str(&e)
+                    ),
+                );
+                Event::SpawnFailed
+            }
+        }
+    }
+
+    /// Forks `./finish EXITCODE SIGNAL NAME` with s6's arguments: EXITCODE is 256 when
+    /// run was killed by a signal, SIGNAL the signal number or 0 (REFERENCE.md §11.1).
+    fn spawn_finish(&mut self, wstatus: i32) -> Event {
+        if std::fs::symlink_metadata(FINISH).is_err() {
+            return Event::FinishSkipped;
+        }
+        let (code, sig) = match (proc::exit_code(wstatus), proc::term_signal(wstatus)) {
+            (Some(c), _) => (c, 0),
+            (None, Some(s)) => (256, s),
+            (None, None) => (256, 0),
+        };
+        let (code, sig) = (code.to_string(), sig.to_string());
+        let prepared = match Prepared::new(
+            &[FINISH_PATH, &code, &sig, &self.name],
+            &format!("supervise: fatal: unable to start {}/{FINISH}: ", self.dir),
+        ) {
+            Ok(p) => p,
+            Err(_) => return Event::FinishSkipped,
+        };
+        match proc::spawn(&prepared, &SpawnOptions::default()) {
+            Ok(pid) => Event::FinishSpawned { pid },
+            Err(e) => {
+                errstr::warn(
+                    PROG,
+                    &format!(
+                        "unable to fork for {}/{FINISH}: {}",
+                        self.dir,
+                        errstr::io_str(&e)
+                    ),
+                );
+                Event::FinishSkipped
+            }
+        }
+    }
+
+    /// Publishes `supervise/status.ext` (after the status it describes).
+    pub fn write_ext(&mut self, st: &State) {
+        self.ext_dirty = false;
+        if let Err(e) = sidecar::write(Path::new("."), &st.ext(self.self_pid)) {
+            errstr::warn(
+                PROG,
+                &format!(
+                    "unable to write {}/{}: {}",
+                    self.dir,
+                    sidecar::STATUS_EXT,
+                    errstr::io_str(&e)
+                ),
+            );
+        }
+    }
+
+    /// Reads run's notification pipe: a newline means ready; EOF closes it.
+    fn read_notify(&mut self, st: &mut State) -> bool {
+        let Some((pid, f)) = self.notify.as_mut() else {
+            return false;
+        };
+        let pid = *pid;
+        let mut buf = [0u8; 64];
+        match f.read(&mut buf) {
+            Ok(0) => {
+                self.notify = None;
+                false
+            }
+            Ok(n) => {
+                if buf[..n].contains(&b'\n') {
+                    // s6 closes the fd after the first newline; later writes by run get
+                    // EPIPE, as under s6.
+                    self.notify = None;
+                    return self.dispatch(st, Event::Ready { pid });
+                }
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(_) => {
+                self.notify = None;
+                false
+            }
+        }
     }
 
     /// Runs until `x` takes effect. Returns the exit code (0).
@@ -159,6 +325,13 @@ impl Loop {
                 // Round up so we never wake a millisecond early and spin.
                 Some(d) => d.saturating_sub(now).min(i32::MAX as u64) as i32,
             };
+            if self.ext_dirty {
+                self.write_ext(st);
+            }
+            // A notification pipe of a run that has died is of no use any more.
+            if self.notify.as_ref().is_some_and(|(pid, _)| *pid != st.pid) {
+                self.notify = None;
+            }
             let mut fds = [
                 libc::pollfd {
                     fd: self.selfpipe.as_raw_fd(),
@@ -170,9 +343,15 @@ impl Loop {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: self.notify.as_ref().map_or(-1, |(_, f)| f.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
-            // SAFETY: poll on an array of two initialised pollfd structs we own.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            let nfds: libc::nfds_t = if self.notify.is_some() { 3 } else { 2 };
+            // SAFETY: poll on an array of initialised pollfd structs we own; nfds <= 3.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout) };
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 // poll only fails on EINTR or on bugs (EFAULT, EINVAL); carrying on is the
                 // best a supervisor can do. The timeout keeps this from spinning silently.
@@ -211,6 +390,11 @@ impl Loop {
                 }
             }
 
+            // Readiness reports from run.
+            if fds[2].revents != 0 && self.read_notify(st) {
+                return errstr::EXIT_OK;
+            }
+
             // 4. Timers.
             let now = self.now().mono;
             if st.next_deadline().is_some_and(|d| d <= now) && self.dispatch(st, Event::Timer) {
@@ -219,6 +403,51 @@ impl Loop {
             if self.status_retry.is_some_and(|(at, _)| at <= now) {
                 self.write_status(st);
             }
+        }
+    }
+}
+
+/// s6's event fifodir (REFERENCE.md §11.5): created at startup, mode 3730.
+pub const EVENT_DIR: &str = "event";
+
+/// Creates `event/` (mode 3730, like s6) if it does not exist yet; never fatal.
+pub fn make_event_dir() {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut b = std::fs::DirBuilder::new();
+    b.mode(0o3730);
+    if b.create(EVENT_DIR).is_ok() {
+        // mkdir ignores the setgid bit and applies the umask; set the mode s6 uses.
+        let _ = std::fs::set_permissions(EVENT_DIR, std::fs::Permissions::from_mode(0o3730));
+    }
+}
+
+/// Writes `byte` to every FIFO in `event/`, without blocking; FIFOs that nobody reads
+/// any more are removed (s6's ftrig protocol, REFERENCE.md §11.5).
+pub fn notify_event_dir(byte: u8) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(entries) = std::fs::read_dir(EVENT_DIR) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        // Listeners create dot names first and rename them when ready.
+        if name.as_encoded_bytes().first() == Some(&b'.') {
+            continue;
+        }
+        let path = e.path();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                // A full FIFO (EAGAIN) drops the byte, as in s6.
+                let _ = f.write(&[byte]);
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ENXIO) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(_) => {}
         }
     }
 }

@@ -51,6 +51,7 @@
 //! * An idle supervise sleeps without a timeout (0.76 wakes every 3600 s).
 
 mod event_loop;
+mod settings;
 mod state;
 
 use event_loop::{Loop, PROG};
@@ -142,8 +143,22 @@ fn start(path: &Path, dir: &str) -> Result<(Loop, State), Fatal> {
         run,
         epoch: Instant::now(),
         status_retry: None,
+        name: service_name(path),
+        notify: None,
+        settings_error: None,
+        ext_dirty: true,
+        self_pid: std::process::id(),
     };
-    let st = State::new(Config::default(), want_down, lp.now());
+    // Settings are checked at startup; an invalid file is a warning and 0.76 defaults.
+    let config = match settings::load(dir) {
+        Ok(c) => c,
+        Err(msg) => {
+            errstr::warn(PROG, &format!("{msg}; using the defaults"));
+            lp.settings_error = Some(msg);
+            Config::default()
+        }
+    };
+    let st = State::new(config, want_down, lp.now());
 
     // 5. status: stamp now, pid 0. A failure is only a warning (0.76's announce()).
     lp.write_status(&st);
@@ -155,11 +170,27 @@ fn start(path: &Path, dir: &str) -> Result<(Loop, State), Fatal> {
             .map_err(|e| fatal_io(&format!("unable to read {dir}/{}", svdir::OK), &e))?,
     );
 
+    // s6's event fifodir, for waiters that must not poll (REFERENCE.md §11.5).
+    event_loop::make_event_dir();
+
     // Group delegation and FIFO mode fixes (REFERENCE.md §12.11); never fatal.
     for w in perms::apply(Path::new(".")) {
         errstr::warn(PROG, &w);
     }
     Ok((lp, st))
+}
+
+/// The service's name for `./finish`'s third argument: the last component of the
+/// directory (of the current directory when DIR is `.` or ends in `..`).
+fn service_name(path: &Path) -> String {
+    let named = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    named
+        .or_else(|| {
+            std::env::current_dir()
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        })
+        .unwrap_or_default()
 }
 
 /// `mkdir supervise 0700`. If `supervise` is a dangling symlink, creates its target

@@ -9,8 +9,17 @@
 //! we deliberately do not copy: 0.76 calls a blocking `sleep(1)` after every fork. Here
 //! the 1-second start-to-start floor is a timer ([`State::start_at`]); control bytes
 //! and reaping go on while it runs, and `d` or `x` cancel the pending start.
+//!
+//! The features of issue 6 are all driven by [`Config`], whose default is exactly 0.76:
+//! `down-signal` and `timeout-kill` (s6, REFERENCE.md §11.4), `./finish` with s6's
+//! arguments (§11.1), readiness through `notification-fd` (§11.2), exponential backoff
+//! with reset (§12.2), exit codes that mean "do not restart", and process-group kill
+//! (§12.7). With the default config, the actions for every event are those of 0.76
+//! (plus event-fifodir notifications, which only readers that ask for them see).
 
+use std::collections::VecDeque;
 use svcore::control::Command;
+use svcore::sidecar::{Death, Ext, Phase};
 use svcore::status::{Status, Want};
 use svcore::tai64n::Tai64n;
 
@@ -21,6 +30,10 @@ pub type Millis = u64;
 pub use libc::{SIGALRM, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGSTOP, SIGTERM};
 pub use libc::{SIGUSR1, SIGUSR2, SIGWINCH};
 
+/// s6's convention: a `./finish` exiting 125 means "permanent failure, do not restart"
+/// (REFERENCE.md §11.1).
+pub const FINISH_PERMANENT_FAILURE: i32 = 125;
+
 /// The current time, both clocks: monotonic for timers, TAI64N for status stamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
@@ -30,6 +43,35 @@ pub struct Now {
     pub tai: Tai64n,
 }
 
+/// Exponential restart delays (REFERENCE.md §12.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first quick death, ms (measured from the death).
+    pub initial_ms: Millis,
+    /// Cap on the delay, ms.
+    pub max_ms: Millis,
+    /// Multiplier per consecutive quick death (at least 1).
+    pub factor: u32,
+    /// A run that stayed up this long (ms) resets the delay to `initial_ms`.
+    pub reset_after_ms: Millis,
+}
+
+/// A set of exit codes 0..=255 (a 256-bit mask, so [`Config`] stays `Copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitSet([u64; 4]);
+
+impl ExitSet {
+    /// Adds `code`.
+    pub fn insert(&mut self, code: u8) {
+        self.0[usize::from(code / 64)] |= 1 << (code % 64);
+    }
+
+    /// True if `code` is in the set.
+    pub fn contains(&self, code: u8) -> bool {
+        self.0[usize::from(code / 64)] & (1 << (code % 64)) != 0
+    }
+}
+
 /// Per-service settings. [`Config::default`] is exactly daemontools 0.76.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -37,6 +79,23 @@ pub struct Config {
     pub floor_ms: Millis,
     /// Milliseconds to wait before retrying after a failed fork (0.76 sleeps 60 s).
     pub fork_retry_ms: Millis,
+    /// The signal `d` sends before CONT (s6's `down-signal`; 0.76: TERM).
+    pub down_signal: i32,
+    /// KILL this long after `d` if run is still alive (s6's `timeout-kill`; 0.76: never).
+    pub timeout_kill_ms: Option<Millis>,
+    /// KILL `./finish` after this long (s6's `timeout-finish`, default 5000; `None`
+    /// waits for ever, s6's 0).
+    pub timeout_finish_ms: Option<Millis>,
+    /// s6's `notification-fd`: the fd run writes a newline to when ready.
+    pub notify_fd: Option<i32>,
+    /// Start run under setsid and signal its whole process group.
+    pub process_group: bool,
+    /// Exponential backoff; `None` is the plain 1-second floor.
+    pub backoff: Option<Backoff>,
+    /// Exit codes of run that mean "do not restart".
+    pub no_restart: ExitSet,
+    /// Length of the death history (s6's `max-death-tally`).
+    pub max_death_tally: usize,
 }
 
 impl Default for Config {
@@ -44,6 +103,14 @@ impl Default for Config {
         Config {
             floor_ms: svcore::svdir::RESTART_FLOOR_SECS * 1000,
             fork_retry_ms: 60_000,
+            down_signal: SIGTERM,
+            timeout_kill_ms: None,
+            timeout_finish_ms: Some(5000),
+            notify_fd: None,
+            process_group: false,
+            backoff: None,
+            no_restart: ExitSet::default(),
+            max_death_tally: svcore::sidecar::DEFAULT_DEATH_TALLY,
         }
     }
 }
@@ -51,7 +118,7 @@ impl Default for Config {
 /// Why a start is pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PendingStart {
-    /// Waiting for the 1-second floor since the last start.
+    /// Waiting for the 1-second floor since the last start, or a backoff delay.
     Floor,
     /// Waiting after a failed fork.
     ForkRetry,
@@ -76,6 +143,32 @@ pub struct State {
     pub last_start: Option<Millis>,
     /// A start waiting for its time: when, and why.
     pub start_at: Option<(Millis, PendingStart)>,
+    /// pid of `./finish` while it runs, else 0.
+    pub finish_pid: u32,
+    /// When to KILL a run that ignores the down signal (`timeout-kill`).
+    pub kill_at: Option<Millis>,
+    /// When to KILL a `./finish` that overruns (`timeout-finish`).
+    pub finish_kill_at: Option<Millis>,
+    /// Run reported readiness (cleared when it dies).
+    pub ready: bool,
+    /// When readiness was last reported.
+    pub ready_stamp: Option<Tai64n>,
+    /// Control bytes handled (acknowledged control, REFERENCE.md §12.6).
+    pub commands: u64,
+    /// Starts of run.
+    pub starts: u64,
+    /// Deaths of run.
+    pub deaths: u64,
+    /// The last deaths, oldest first, at most `max_death_tally`.
+    pub history: VecDeque<Death>,
+    /// Consecutive quick deaths (for backoff).
+    pub failures: u32,
+    /// Delay of the current or last planned restart, ms.
+    pub backoff_ms: Millis,
+    /// The planned restart as a wall-clock stamp (for the sidecar).
+    pub next_start: Option<Tai64n>,
+    /// Gave up: a do-not-restart exit code, or finish exited 125.
+    pub failed: bool,
 }
 
 /// Something that happened, fed to [`step`].
@@ -92,12 +185,24 @@ pub enum Event {
     },
     /// The fork for [`Action::Spawn`] failed (the loop printed the warning).
     SpawnFailed,
+    /// The loop forked `./finish` (after [`Action::SpawnFinish`]).
+    FinishSpawned {
+        /// Its pid.
+        pid: u32,
+    },
+    /// There is no `./finish`, or its fork failed: carry on as if it had exited 0.
+    FinishSkipped,
     /// `waitpid` returned this child.
     ChildExited {
         /// Its pid (may be a stray child that is not ours to care about).
         pid: u32,
         /// The raw wait status.
         wstatus: i32,
+    },
+    /// Run wrote a newline on its notification fd.
+    Ready {
+        /// The run it came from (a late report from a dead run is ignored).
+        pid: u32,
     },
     /// The deadline from [`State::next_deadline`] has passed.
     Timer,
@@ -109,15 +214,25 @@ pub enum Action {
     /// Fork and exec `./run`, then feed back [`Event::Spawned`] or
     /// [`Event::SpawnFailed`].
     Spawn,
-    /// `kill(pid, sig)`, errors ignored (as 0.76).
+    /// Fork and exec `./finish EXITCODE SIGNAL NAME` (s6's arguments), then feed back
+    /// [`Event::FinishSpawned`] or [`Event::FinishSkipped`].
+    SpawnFinish {
+        /// run's wait status, from which the arguments are made.
+        wstatus: i32,
+    },
+    /// `kill(pid, sig)`, errors ignored (as 0.76). A negative pid is a process group.
     Kill {
-        /// Target pid.
-        pid: u32,
+        /// Target pid (negative: process group).
+        pid: i32,
         /// Signal number.
         sig: i32,
     },
     /// Rewrite `supervise/status` from [`State::status`].
     WriteStatus,
+    /// Rewrite `supervise/deaths` from [`State::history`].
+    WriteDeaths,
+    /// Write one byte to every FIFO in `event/` (s6's fifodir, REFERENCE.md §11.5).
+    Notify(u8),
     /// Write status one last time and exit 0.
     Exit,
 }
@@ -130,9 +245,8 @@ pub struct Actions {
 }
 
 impl Actions {
-    /// The most actions one step produces (d with a process: status, TERM, CONT, plus
-    /// room for the features of issue 6).
-    pub const CAP: usize = 8;
+    /// The most actions one step produces, with room to spare.
+    pub const CAP: usize = 12;
 
     fn new() -> Actions {
         Actions {
@@ -150,7 +264,7 @@ impl Actions {
         }
     }
 
-    /// The actions as a slice-like iterator.
+    /// The actions in order.
     pub fn iter(&self) -> impl Iterator<Item = Action> + '_ {
         self.buf[..self.len].iter().flatten().copied()
     }
@@ -174,6 +288,19 @@ impl State {
             exiting: false,
             last_start: None,
             start_at: None,
+            finish_pid: 0,
+            kill_at: None,
+            finish_kill_at: None,
+            ready: false,
+            ready_stamp: None,
+            commands: 0,
+            starts: 0,
+            deaths: 0,
+            history: VecDeque::new(),
+            failures: 0,
+            backoff_ms: 0,
+            next_start: None,
+            failed: false,
         }
     }
 
@@ -187,38 +314,168 @@ impl State {
         }
     }
 
+    /// The `state` word of the sidecar.
+    pub fn phase(&self) -> Phase {
+        if self.finish_pid != 0 {
+            Phase::Finishing
+        } else if self.pid != 0 {
+            if self.ready {
+                Phase::Ready
+            } else if self.config.notify_fd.is_some() {
+                Phase::Starting
+            } else {
+                Phase::Up
+            }
+        } else if self.failed {
+            Phase::Failed
+        } else if self.start_at.is_some() {
+            match self.config.backoff {
+                Some(b) if self.failures > 0 && self.backoff_ms >= b.max_ms => Phase::Failing,
+                _ => Phase::Backoff,
+            }
+        } else {
+            Phase::Down
+        }
+    }
+
+    /// The sidecar record (`supervise/status.ext`) for this state.
+    pub fn ext(&self, supervisor: u32) -> Ext {
+        Ext {
+            supervisor,
+            commands: self.commands,
+            phase: self.phase(),
+            pid: self.pid,
+            finish_pid: self.finish_pid,
+            want: match self.want {
+                Want::Up => b'u',
+                Want::Down => b'd',
+                Want::Once => b'o',
+            },
+            paused: self.paused && self.pid != 0,
+            exiting: self.exiting,
+            stamp: self.stamp,
+            ready: self.ready,
+            ready_stamp: self.ready_stamp,
+            starts: self.starts,
+            deaths: self.deaths,
+            last_exit: self.history.back().map(|d| d.wstatus),
+            last_exit_stamp: self.history.back().map(|d| d.stamp),
+            next_start: if self.start_at.is_some() {
+                self.next_start
+            } else {
+                None
+            },
+            backoff_ms: self.backoff_ms,
+        }
+    }
+
     /// When the loop must wake up next with [`Event::Timer`]; `None` means sleep until a
     /// signal or a control byte (an idle supervise makes no wakeups).
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.start_at.map(|(at, _)| at)
+        [
+            self.start_at.map(|(at, _)| at),
+            self.kill_at,
+            self.finish_kill_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The target of a signal to run: its pid, or its process group.
+    fn target(&self) -> i32 {
+        if self.config.process_group {
+            -(self.pid as i32)
+        } else {
+            self.pid as i32
+        }
+    }
+
+    /// Plans a start at `at` (or at once), remembering the wall-clock time for the
+    /// sidecar.
+    fn plan_start(&mut self, at: Millis, now: Now, out: &mut Actions) {
+        if at <= now.mono {
+            self.start_at = None;
+            self.next_start = None;
+            out.push(Action::Spawn);
+        } else {
+            self.start_at = Some((at, PendingStart::Floor));
+            let ahead = at - now.mono;
+            let t = now.tai;
+            let nanos = u64::from(t.nanos) + (ahead % 1000) * 1_000_000;
+            self.next_start = Some(Tai64n {
+                secs: t.secs + ahead / 1000 + nanos / 1_000_000_000,
+                nanos: (nanos % 1_000_000_000) as u32,
+            });
+        }
     }
 
     /// Asks for `./run` to be started: at once if the floor allows, else at
     /// `last_start + floor` through the timer. A pending floor wait is kept; a pending
     /// fork retry is replaced (an explicit `u`/`o` is a reason to try again now).
+    /// Nothing starts while `./finish` runs; its end calls this again.
     fn request_start(&mut self, now: Now, out: &mut Actions) {
-        if self.pid != 0 {
+        if self.pid != 0 || self.finish_pid != 0 {
             return;
         }
         if let Some((_, PendingStart::Floor)) = self.start_at {
             return;
         }
+        self.failed = false;
         let at = self
             .last_start
             .map_or(now.mono, |t| t.saturating_add(self.config.floor_ms));
-        if at <= now.mono {
-            self.start_at = None;
-            out.push(Action::Spawn);
-        } else {
-            self.start_at = Some((at, PendingStart::Floor));
-        }
+        self.plan_start(at, now, out);
     }
 
-    /// Sends `sig` to the child, if there is one.
-    fn signal(&self, sig: i32, out: &mut Actions) {
-        if self.pid != 0 {
-            out.push(Action::Kill { pid: self.pid, sig });
+    /// After run's death (and finish, if any): restart, exit, or stay down.
+    fn after_death(&mut self, wstatus: i32, finish_code: Option<i32>, now: Now, out: &mut Actions) {
+        if self.exiting {
+            out.push(Action::Notify(b'x'));
+            out.push(Action::Exit);
+            return;
         }
+        let code = svcore::proc::exit_code(wstatus);
+        let permanent = finish_code == Some(FINISH_PERMANENT_FAILURE)
+            || code.is_some_and(|c| self.config.no_restart.contains(c as u8));
+        if permanent && self.want == Want::Up {
+            // Like s6's permanent failure: stop wanting it up, say so, and emit O.
+            self.failed = true;
+            self.want = Want::Down;
+            out.push(Action::WriteStatus);
+            out.push(Action::Notify(b'O'));
+            return;
+        }
+        if self.want != Want::Up {
+            return;
+        }
+        let floor_at = self
+            .last_start
+            .map_or(now.mono, |t| t.saturating_add(self.config.floor_ms));
+        let at = match self.config.backoff {
+            None => {
+                self.backoff_ms = floor_at.saturating_sub(now.mono);
+                floor_at
+            }
+            Some(b) => {
+                let uptime = self.last_start.map_or(0, |t| now.mono.saturating_sub(t));
+                if uptime >= b.reset_after_ms {
+                    self.failures = 0;
+                }
+                let mut delay = b.initial_ms;
+                for _ in 0..self.failures {
+                    delay = delay.saturating_mul(u64::from(b.factor.max(1)));
+                    if delay >= b.max_ms {
+                        break;
+                    }
+                }
+                delay = delay.min(b.max_ms);
+                self.failures = self.failures.saturating_add(1);
+                self.backoff_ms = delay;
+                floor_at.max(now.mono.saturating_add(delay))
+            }
+        };
+        self.plan_start(at, now, out);
     }
 }
 
@@ -227,6 +484,7 @@ pub fn step(st: &mut State, ev: Event, now: Now) -> Actions {
     let mut out = Actions::new();
     match ev {
         Event::Boot => {
+            out.push(Action::Notify(b's'));
             // 0.76: `if (!flagwant || flagwantup) trystart();`
             if st.want != Want::Down {
                 st.request_start(now, &mut out);
@@ -239,7 +497,11 @@ pub fn step(st: &mut State, ev: Event, now: Now) -> Actions {
             st.stamp = now.tai;
             st.last_start = Some(now.mono);
             st.start_at = None;
+            st.next_start = None;
+            st.ready = false;
+            st.starts += 1;
             out.push(Action::WriteStatus);
+            out.push(Action::Notify(b'u'));
         }
         Event::SpawnFailed => {
             // 0.76 sleeps 60 s and then only retries on the next u/o; we retry by timer,
@@ -249,33 +511,101 @@ pub fn step(st: &mut State, ev: Event, now: Now) -> Actions {
                 PendingStart::ForkRetry,
             ));
         }
-        Event::ChildExited { pid, .. } => {
-            if pid == 0 || pid != st.pid {
-                // Not our child (0.76 ignores every pid but its own).
-                return out;
+        Event::FinishSpawned { pid } => {
+            st.finish_pid = pid;
+            st.finish_kill_at = st
+                .config
+                .timeout_finish_ms
+                .map(|t| now.mono.saturating_add(t));
+        }
+        Event::FinishSkipped => {
+            let w = st.history.back().map_or(0, |d| d.wstatus);
+            out.push(Action::Notify(b'D'));
+            st.after_death(w, None, now, &mut out);
+        }
+        Event::ChildExited { pid, wstatus } => {
+            if pid != 0 && pid == st.pid {
+                run_died(st, wstatus, now, &mut out);
+            } else if pid != 0 && pid == st.finish_pid {
+                st.finish_pid = 0;
+                st.finish_kill_at = None;
+                let w = st.history.back().map_or(0, |d| d.wstatus);
+                out.push(Action::Notify(b'D'));
+                st.after_death(w, svcore::proc::exit_code(wstatus), now, &mut out);
             }
-            st.pid = 0;
-            st.stamp = now.tai;
-            out.push(Action::WriteStatus);
-            if st.exiting {
-                out.push(Action::Exit);
-            } else if st.want == Want::Up {
-                st.request_start(now, &mut out);
+            // Any other pid is not ours to care about (0.76 ignores every pid but its own).
+        }
+        Event::Ready { pid } => {
+            if pid != 0 && pid == st.pid && !st.ready {
+                st.ready = true;
+                st.ready_stamp = Some(now.tai);
+                out.push(Action::Notify(b'U'));
             }
         }
-        Event::Timer => {
-            if let Some((at, _)) = st.start_at {
-                if at <= now.mono {
-                    st.start_at = None;
-                    if st.pid == 0 && !st.exiting && st.want != Want::Down {
-                        out.push(Action::Spawn);
-                    }
-                }
-            }
+        Event::Timer => timer(st, now, &mut out),
+        Event::Control(b) => {
+            st.commands += 1;
+            control(st, b, now, &mut out);
         }
-        Event::Control(b) => control(st, b, now, &mut out),
     }
     out
+}
+
+/// Run's death: pid 0, stamp, status (0.76), history; then finish or the restart rule.
+fn run_died(st: &mut State, wstatus: i32, now: Now, out: &mut Actions) {
+    let pid = st.pid;
+    st.pid = 0;
+    st.stamp = now.tai;
+    st.ready = false;
+    st.kill_at = None;
+    st.deaths += 1;
+    if st.config.max_death_tally > 0 {
+        while st.history.len() >= st.config.max_death_tally {
+            st.history.pop_front();
+        }
+        st.history.push_back(Death {
+            stamp: now.tai,
+            pid,
+            wstatus,
+        });
+    }
+    out.push(Action::WriteStatus);
+    out.push(Action::WriteDeaths);
+    out.push(Action::Notify(b'd'));
+    // ./finish runs after every death (the loop skips it when there is no file). 0.76
+    // has no finish, and a missing file leads straight to the restart rule below.
+    out.push(Action::SpawnFinish { wstatus });
+}
+
+fn timer(st: &mut State, now: Now, out: &mut Actions) {
+    if st.kill_at.is_some_and(|at| at <= now.mono) {
+        st.kill_at = None;
+        if st.pid != 0 {
+            // timeout-kill: the down signal was ignored (s6, REFERENCE.md §11.4).
+            out.push(Action::Kill {
+                pid: st.target(),
+                sig: SIGKILL,
+            });
+        }
+    }
+    if st.finish_kill_at.is_some_and(|at| at <= now.mono) {
+        st.finish_kill_at = None;
+        if st.finish_pid != 0 {
+            out.push(Action::Kill {
+                pid: st.finish_pid as i32,
+                sig: SIGKILL,
+            });
+        }
+    }
+    if let Some((at, _)) = st.start_at {
+        if at <= now.mono {
+            st.start_at = None;
+            st.next_start = None;
+            if st.pid == 0 && st.finish_pid == 0 && !st.exiting && st.want != Want::Down {
+                out.push(Action::Spawn);
+            }
+        }
+    }
 }
 
 /// One control byte (REFERENCE.md §4's table, plus q 1 2 w).
@@ -299,20 +629,24 @@ fn control(st: &mut State, b: u8, now: Now, out: &mut Actions) {
             st.want = Want::Down;
             // Our rule (REFERENCE.md §4): d cancels a start waiting for the floor.
             st.start_at = None;
+            st.next_start = None;
             if st.pid != 0 {
                 // 0.76 kills first, then announces; the status file is the same either way.
                 st.paused = false;
                 out.push(Action::WriteStatus);
                 out.push(Action::Kill {
-                    pid: st.pid,
-                    sig: SIGTERM,
+                    pid: st.target(),
+                    sig: st.config.down_signal,
                 });
-                // CONT wakes a paused process so it can act on the TERM. No KILL ever
-                // follows by default (REFERENCE.md §4, §12.7).
+                // CONT wakes a paused process so it can act on the TERM. No KILL follows
+                // unless timeout-kill asks for it (REFERENCE.md §4, §12.7).
                 out.push(Action::Kill {
-                    pid: st.pid,
+                    pid: st.target(),
                     sig: SIGCONT,
                 });
+                if let Some(t) = st.config.timeout_kill_ms {
+                    st.kill_at = Some(now.mono.saturating_add(t));
+                }
             } else {
                 out.push(Action::WriteStatus);
             }
@@ -320,33 +654,45 @@ fn control(st: &mut State, b: u8, now: Now, out: &mut Actions) {
         Command::Pause => {
             st.paused = true;
             out.push(Action::WriteStatus);
-            st.signal(SIGSTOP, out);
+            signal(st, SIGSTOP, out);
         }
         Command::Continue => {
             st.paused = false;
             out.push(Action::WriteStatus);
-            st.signal(SIGCONT, out);
+            signal(st, SIGCONT, out);
         }
         // Signal-only commands never rewrite status (REFERENCE.md §3). want is
         // unchanged, so t and k mean "restart".
-        Command::Hup => st.signal(SIGHUP, out),
-        Command::Alarm => st.signal(SIGALRM, out),
-        Command::Interrupt => st.signal(SIGINT, out),
-        Command::Term => st.signal(SIGTERM, out),
-        Command::Kill => st.signal(SIGKILL, out),
-        Command::Quit => st.signal(SIGQUIT, out),
-        Command::Usr1 => st.signal(SIGUSR1, out),
-        Command::Usr2 => st.signal(SIGUSR2, out),
-        Command::Winch => st.signal(SIGWINCH, out),
+        Command::Hup => signal(st, SIGHUP, out),
+        Command::Alarm => signal(st, SIGALRM, out),
+        Command::Interrupt => signal(st, SIGINT, out),
+        Command::Term => signal(st, SIGTERM, out),
+        Command::Kill => signal(st, SIGKILL, out),
+        Command::Quit => signal(st, SIGQUIT, out),
+        Command::Usr1 => signal(st, SIGUSR1, out),
+        Command::Usr2 => signal(st, SIGUSR2, out),
+        Command::Winch => signal(st, SIGWINCH, out),
         Command::Exit => {
             st.exiting = true;
             // Our rule: x cancels a pending start; the want byte keeps its value.
             st.start_at = None;
+            st.next_start = None;
             out.push(Action::WriteStatus);
-            if st.pid == 0 {
+            if st.pid == 0 && st.finish_pid == 0 {
+                out.push(Action::Notify(b'x'));
                 out.push(Action::Exit);
             }
         }
+    }
+}
+
+/// Sends `sig` to run (or its group), if there is one.
+fn signal(st: &State, sig: i32, out: &mut Actions) {
+    if st.pid != 0 {
+        out.push(Action::Kill {
+            pid: st.target(),
+            sig,
+        });
     }
 }
 
@@ -373,25 +719,49 @@ mod tests {
     /// A state with a child `pid` started at time `t`.
     fn running(pid: u32, t: Millis) -> State {
         let mut st = up_state();
-        assert_eq!(step(&mut st, Event::Boot, at(t)).to_vec(), vec![Spawn]);
+        assert_eq!(run(&mut st, Event::Boot, t), vec![Spawn]);
         step(&mut st, Event::Spawned { pid }, at(t));
         st
     }
 
+    /// Feeds `ev` and the follow-up events the loop would feed when there is no
+    /// `./finish` file; returns every action.
+    fn drive(st: &mut State, ev: Event, t: Millis) -> Vec<Action> {
+        let mut all = Vec::new();
+        let mut queue = vec![ev];
+        while let Some(ev) = queue.pop() {
+            for a in step(st, ev, at(t)).iter() {
+                match a {
+                    SpawnFinish { .. } => queue.push(Event::FinishSkipped),
+                    a => all.push(a),
+                }
+            }
+        }
+        all
+    }
+
+    /// The actions 0.76 has (no notifications, no history): what these tests compare.
+    fn run(st: &mut State, ev: Event, t: Millis) -> Vec<Action> {
+        drive(st, ev, t)
+            .into_iter()
+            .filter(|a| !matches!(a, Notify(_) | WriteDeaths))
+            .collect()
+    }
+
     fn ctl(st: &mut State, b: u8, t: Millis) -> Vec<Action> {
-        step(st, Event::Control(b), at(t)).to_vec()
+        run(st, Event::Control(b), t)
     }
 
     fn exited(st: &mut State, pid: u32, t: Millis) -> Vec<Action> {
-        step(st, Event::ChildExited { pid, wstatus: 0 }, at(t)).to_vec()
+        run(st, Event::ChildExited { pid, wstatus: 0 }, t)
     }
 
     #[test]
     fn boot_starts_unless_down_file() {
         let mut st = up_state();
-        assert_eq!(step(&mut st, Event::Boot, at(0)).to_vec(), vec![Spawn]);
+        assert_eq!(run(&mut st, Event::Boot, 0), vec![Spawn]);
         let mut st = down_state();
-        assert!(step(&mut st, Event::Boot, at(0)).to_vec().is_empty());
+        assert!(run(&mut st, Event::Boot, 0).is_empty());
         assert_eq!(st.status().want, Want::Down);
         assert_eq!(st.status().pid, 0);
     }
@@ -402,7 +772,7 @@ mod tests {
         st.paused = true;
         step(&mut st, Event::Boot, at(5));
         assert_eq!(
-            step(&mut st, Event::Spawned { pid: 42 }, at(5)).to_vec(),
+            run(&mut st, Event::Spawned { pid: 42 }, 5),
             vec![WriteStatus]
         );
         assert_eq!(st.pid, 42);
@@ -422,8 +792,8 @@ mod tests {
         assert_eq!(st.status().pid, 0);
         assert_eq!(st.status().want, Want::Up);
         // An early timer does nothing.
-        assert!(step(&mut st, Event::Timer, at(999)).to_vec().is_empty());
-        assert_eq!(step(&mut st, Event::Timer, at(1000)).to_vec(), vec![Spawn]);
+        assert!(run(&mut st, Event::Timer, 999).is_empty());
+        assert_eq!(run(&mut st, Event::Timer, 1000), vec![Spawn]);
         assert_eq!(st.next_deadline(), None);
     }
 
@@ -448,7 +818,7 @@ mod tests {
         exited(&mut st, 42, 100);
         assert_eq!(ctl(&mut st, b'd', 200), vec![WriteStatus]);
         assert_eq!(st.next_deadline(), None);
-        assert!(step(&mut st, Event::Timer, at(1000)).to_vec().is_empty());
+        assert!(run(&mut st, Event::Timer, 1000).is_empty());
         assert_eq!(st.want, Want::Down);
     }
 
@@ -478,7 +848,7 @@ mod tests {
         assert_eq!(ctl(&mut st, b'u', 300), vec![WriteStatus]);
         assert_eq!(st.next_deadline(), Some(1000));
         assert_eq!(ctl(&mut st, b'u', 1500), vec![WriteStatus]);
-        assert_eq!(step(&mut st, Event::Timer, at(1500)).to_vec(), vec![Spawn]);
+        assert_eq!(run(&mut st, Event::Timer, 1500), vec![Spawn]);
     }
 
     #[test]
@@ -648,6 +1018,11 @@ mod tests {
         for b in [b'z', 0, 0xff, b'\n', b'U', b'D'] {
             assert!(ctl(&mut st, b, 1).is_empty());
         }
+        // Only the command counter moves: unknown bytes are handled too (acknowledged
+        // control counts bytes, REFERENCE.md §12.6).
+        assert_eq!(st.commands, before.commands + 6);
+        let mut before = before;
+        before.commands = st.commands;
         assert_eq!(st, before);
     }
 
@@ -679,13 +1054,10 @@ mod tests {
     fn fork_failure_retries_after_sixty_seconds() {
         let mut st = up_state();
         step(&mut st, Event::Boot, at(0));
-        assert!(step(&mut st, Event::SpawnFailed, at(0)).to_vec().is_empty());
+        assert!(run(&mut st, Event::SpawnFailed, 0).is_empty());
         assert_eq!(st.next_deadline(), Some(60_000));
-        assert!(step(&mut st, Event::Timer, at(59_999)).to_vec().is_empty());
-        assert_eq!(
-            step(&mut st, Event::Timer, at(60_000)).to_vec(),
-            vec![Spawn]
-        );
+        assert!(run(&mut st, Event::Timer, 59_999).is_empty());
+        assert_eq!(run(&mut st, Event::Timer, 60_000), vec![Spawn]);
     }
 
     #[test]
@@ -716,7 +1088,7 @@ mod tests {
             t += 1;
             exited(&mut st, pid, t);
             t = st.next_deadline().unwrap();
-            assert_eq!(step(&mut st, Event::Timer, at(t)).to_vec(), vec![Spawn]);
+            assert_eq!(run(&mut st, Event::Timer, t), vec![Spawn]);
             pid += 1;
             step(&mut st, Event::Spawned { pid }, at(t));
             starts.push(t);
@@ -729,6 +1101,368 @@ mod tests {
     #[test]
     fn timer_with_nothing_pending_does_nothing() {
         let mut st = running(42, 0);
-        assert!(step(&mut st, Event::Timer, at(99_999)).to_vec().is_empty());
+        assert!(run(&mut st, Event::Timer, 99_999).is_empty());
+    }
+
+    // ---- issue 6 features (each off by default) ----
+
+    fn with(config: Config) -> State {
+        let mut st = State::new(config, false, at(0));
+        assert_eq!(run(&mut st, Event::Boot, 0), vec![Spawn]);
+        step(&mut st, Event::Spawned { pid: 42 }, at(0));
+        st
+    }
+
+    #[test]
+    fn notifications_follow_s6_event_letters() {
+        let mut st = up_state();
+        assert_eq!(drive(&mut st, Event::Boot, 0), vec![Notify(b's'), Spawn]);
+        assert_eq!(
+            drive(&mut st, Event::Spawned { pid: 5 }, 0),
+            vec![WriteStatus, Notify(b'u')]
+        );
+        assert_eq!(
+            drive(&mut st, Event::ChildExited { pid: 5, wstatus: 0 }, 5000),
+            vec![WriteStatus, WriteDeaths, Notify(b'd'), Notify(b'D'), Spawn]
+        );
+        step(&mut st, Event::Spawned { pid: 6 }, at(5000));
+        assert_eq!(
+            drive(&mut st, Event::Control(b'x'), 5001),
+            vec![WriteStatus]
+        );
+        assert_eq!(
+            drive(&mut st, Event::ChildExited { pid: 6, wstatus: 0 }, 5002),
+            vec![
+                WriteStatus,
+                WriteDeaths,
+                Notify(b'd'),
+                Notify(b'D'),
+                Notify(b'x'),
+                Exit
+            ]
+        );
+    }
+
+    #[test]
+    fn timeout_kill_escalates_after_d() {
+        let mut st = with(Config {
+            timeout_kill_ms: Some(500),
+            ..Config::default()
+        });
+        ctl(&mut st, b'd', 100);
+        assert_eq!(st.next_deadline(), Some(600));
+        assert!(run(&mut st, Event::Timer, 599).is_empty());
+        assert_eq!(
+            run(&mut st, Event::Timer, 600),
+            vec![Kill {
+                pid: 42,
+                sig: SIGKILL
+            }]
+        );
+        assert_eq!(st.next_deadline(), None);
+    }
+
+    #[test]
+    fn timeout_kill_is_cancelled_by_the_death() {
+        let mut st = with(Config {
+            timeout_kill_ms: Some(500),
+            ..Config::default()
+        });
+        ctl(&mut st, b'd', 100);
+        exited(&mut st, 42, 200);
+        assert_eq!(st.next_deadline(), None);
+        assert!(run(&mut st, Event::Timer, 600).is_empty());
+    }
+
+    #[test]
+    fn down_signal_replaces_term() {
+        let mut st = with(Config {
+            down_signal: SIGHUP,
+            ..Config::default()
+        });
+        assert_eq!(
+            ctl(&mut st, b'd', 1),
+            vec![
+                WriteStatus,
+                Kill {
+                    pid: 42,
+                    sig: SIGHUP
+                },
+                Kill {
+                    pid: 42,
+                    sig: SIGCONT
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn process_group_signals_the_group() {
+        let mut st = with(Config {
+            process_group: true,
+            ..Config::default()
+        });
+        assert_eq!(
+            ctl(&mut st, b't', 1),
+            vec![Kill {
+                pid: -42,
+                sig: SIGTERM
+            }]
+        );
+    }
+
+    #[test]
+    fn finish_runs_after_run_and_delays_the_restart() {
+        let mut st = with(Config::default());
+        let w = 3 << 8;
+        assert_eq!(
+            step(
+                &mut st,
+                Event::ChildExited {
+                    pid: 42,
+                    wstatus: w
+                },
+                at(5000)
+            )
+            .to_vec(),
+            vec![
+                WriteStatus,
+                WriteDeaths,
+                Notify(b'd'),
+                SpawnFinish { wstatus: w }
+            ]
+        );
+        assert!(
+            step(&mut st, Event::FinishSpawned { pid: 50 }, at(5000))
+                .to_vec()
+                .is_empty()
+        );
+        assert_eq!(st.phase(), Phase::Finishing);
+        assert_eq!(st.status().pid, 0, "status shows run's death, not finish");
+        // u during finish does not start run.
+        assert_eq!(ctl(&mut st, b'u', 5001), vec![WriteStatus]);
+        assert_eq!(
+            step(
+                &mut st,
+                Event::ChildExited {
+                    pid: 50,
+                    wstatus: 0
+                },
+                at(5002)
+            )
+            .to_vec(),
+            vec![Notify(b'D'), Spawn]
+        );
+        assert_eq!(st.finish_pid, 0);
+    }
+
+    #[test]
+    fn finish_timeout_kills_finish() {
+        let mut st = with(Config::default());
+        step(
+            &mut st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: 0,
+            },
+            at(5000),
+        );
+        step(&mut st, Event::FinishSpawned { pid: 50 }, at(5000));
+        assert_eq!(st.next_deadline(), Some(10_000));
+        assert_eq!(
+            run(&mut st, Event::Timer, 10_000),
+            vec![Kill {
+                pid: 50,
+                sig: SIGKILL
+            }]
+        );
+    }
+
+    #[test]
+    fn finish_exit_125_is_a_permanent_failure() {
+        let mut st = with(Config::default());
+        step(
+            &mut st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: 0,
+            },
+            at(5000),
+        );
+        step(&mut st, Event::FinishSpawned { pid: 50 }, at(5000));
+        assert_eq!(
+            step(
+                &mut st,
+                Event::ChildExited {
+                    pid: 50,
+                    wstatus: 125 << 8
+                },
+                at(5001)
+            )
+            .to_vec(),
+            vec![Notify(b'D'), WriteStatus, Notify(b'O')]
+        );
+        assert_eq!(st.phase(), Phase::Failed);
+        assert_eq!(st.want, Want::Down);
+        assert_eq!(st.next_deadline(), None);
+        // u clears the failure and starts again.
+        assert_eq!(ctl(&mut st, b'u', 6000), vec![WriteStatus, Spawn]);
+        assert!(!st.failed);
+    }
+
+    #[test]
+    fn x_during_finish_exits_after_it() {
+        let mut st = with(Config::default());
+        step(
+            &mut st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: 0,
+            },
+            at(5000),
+        );
+        step(&mut st, Event::FinishSpawned { pid: 50 }, at(5000));
+        assert_eq!(ctl(&mut st, b'x', 5001), vec![WriteStatus]);
+        assert_eq!(
+            run(
+                &mut st,
+                Event::ChildExited {
+                    pid: 50,
+                    wstatus: 0
+                },
+                5002
+            ),
+            vec![Exit]
+        );
+    }
+
+    #[test]
+    fn no_restart_exit_code_stops_the_service() {
+        let mut no = ExitSet::default();
+        no.insert(100);
+        let mut st = with(Config {
+            no_restart: no,
+            ..Config::default()
+        });
+        assert_eq!(
+            run(
+                &mut st,
+                Event::ChildExited {
+                    pid: 42,
+                    wstatus: 100 << 8
+                },
+                5000
+            ),
+            vec![WriteStatus, WriteStatus]
+        );
+        assert_eq!(st.phase(), Phase::Failed);
+        assert_eq!(st.status().want, Want::Down);
+        // Another exit code restarts as usual.
+        let mut st = with(Config {
+            no_restart: no,
+            ..Config::default()
+        });
+        assert_eq!(
+            run(
+                &mut st,
+                Event::ChildExited {
+                    pid: 42,
+                    wstatus: 1 << 8
+                },
+                5000
+            ),
+            vec![WriteStatus, Spawn]
+        );
+    }
+
+    #[test]
+    fn readiness_sets_ready_and_emits_u_once() {
+        let mut st = with(Config {
+            notify_fd: Some(3),
+            ..Config::default()
+        });
+        assert_eq!(st.phase(), Phase::Starting);
+        assert!(
+            drive(&mut st, Event::Ready { pid: 7 }, 10).is_empty(),
+            "stale run"
+        );
+        assert_eq!(
+            drive(&mut st, Event::Ready { pid: 42 }, 10),
+            vec![Notify(b'U')]
+        );
+        assert_eq!(st.phase(), Phase::Ready);
+        assert_eq!(st.ready_stamp, Some(at(10).tai));
+        assert!(drive(&mut st, Event::Ready { pid: 42 }, 11).is_empty());
+        exited(&mut st, 42, 5000);
+        assert!(!st.ready);
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_resets_after_a_healthy_run() {
+        let b = Backoff {
+            initial_ms: 1000,
+            max_ms: 4000,
+            factor: 2,
+            reset_after_ms: 10_000,
+        };
+        let mut st = with(Config {
+            backoff: Some(b),
+            ..Config::default()
+        });
+        let mut t = 0;
+        let mut delays = Vec::new();
+        let mut pid = 42;
+        for _ in 0..5 {
+            t += 100;
+            exited(&mut st, pid, t);
+            let at_ = st.next_deadline().unwrap();
+            delays.push(at_ - t);
+            assert!(matches!(st.phase(), Phase::Backoff | Phase::Failing));
+            t = at_;
+            assert_eq!(run(&mut st, Event::Timer, t), vec![Spawn]);
+            pid += 1;
+            step(&mut st, Event::Spawned { pid }, at(t));
+        }
+        assert_eq!(delays, vec![1000, 2000, 4000, 4000, 4000]);
+        // At the cap the sidecar says failing.
+        exited(&mut st, pid, t + 100);
+        assert_eq!(st.phase(), Phase::Failing);
+        assert!(st.ext(1).next_start.is_some());
+        // A run that stays up past reset-after starts over at the initial delay.
+        t = st.next_deadline().unwrap();
+        run(&mut st, Event::Timer, t);
+        pid += 1;
+        step(&mut st, Event::Spawned { pid }, at(t));
+        exited(&mut st, pid, t + 20_000);
+        assert_eq!(st.next_deadline(), Some(t + 21_000));
+        assert_eq!(st.phase(), Phase::Backoff);
+    }
+
+    #[test]
+    fn history_is_bounded_by_max_death_tally() {
+        let mut st = with(Config {
+            max_death_tally: 3,
+            ..Config::default()
+        });
+        for i in 0..5u64 {
+            let t = 10_000 * (i + 1);
+            let pid = 42 + i as u32;
+            exited(&mut st, pid, t);
+            step(&mut st, Event::Spawned { pid: pid + 1 }, at(t));
+        }
+        assert_eq!(st.history.len(), 3);
+        assert_eq!(st.deaths, 5);
+        assert_eq!(st.history.back().unwrap().pid, 46);
+        assert_eq!(st.ext(1).starts, 6);
+        assert_eq!(st.ext(1).restarts(), 5);
+    }
+
+    #[test]
+    fn commands_count_every_byte() {
+        let mut st = with(Config::default());
+        for b in b"hz\n" {
+            ctl(&mut st, *b, 1);
+        }
+        assert_eq!(st.ext(1).commands, 3);
     }
 }

@@ -82,6 +82,17 @@ fn ours(s: &Scratch, dir: &Path) -> Running {
     start_supervise(&bin("supervise"), dir, s.path(), "supervise")
 }
 
+/// Waits until the run script has recorded `pid` as the last line of its `pids` file
+/// (the script writes it after supervise published the pid in status, so the two are
+/// never assumed to be in step).
+fn wait_pid_recorded(dir: &Path, pid: u32) {
+    wait_until(
+        DEADLINE,
+        || format!("pid {pid} in pids: {:?}", lines(&dir.join("pids"))),
+        || lines(&dir.join("pids")).last() == Some(&pid.to_string()),
+    );
+}
+
 const SLEEPER: &str = "echo $$ >>pids\nexec sleep 600";
 
 #[test]
@@ -146,6 +157,7 @@ fn startup_creates_the_076_files() {
     let nanos = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
     assert_eq!(nanos % 1000, 500);
     // The child is ./run in the service dir, not in its own process group.
+    wait_pid_recorded(&d, pid);
     assert_eq!(lines(&d.join("pids")), vec![pid.to_string()]);
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat
@@ -192,6 +204,7 @@ fn down_file_starts_want_down_and_u_starts() {
     send(&d, b"u");
     let pid = wait_new_pid(&d, &r, 0);
     assert_eq!(want(&d), b'u');
+    wait_pid_recorded(&d, pid);
     assert_eq!(lines(&d.join("pids")), vec![pid.to_string()]);
 }
 
@@ -327,6 +340,7 @@ fn x_waits_for_the_child_and_keeps_want() {
     let d = s.service("s", SLEEPER);
     let mut r = ours(&s, &d);
     let pid = wait_new_pid(&d, &r, 0);
+    wait_pid_recorded(&d, pid);
     send(&d, b"x");
     // Still supervised while the child runs.
     holds_for(
@@ -833,5 +847,403 @@ fn differential_exec_failure_message_matches() {
     assert_eq!(
         outs[0],
         "supervise: fatal: unable to start m/run: file does not exist"
+    );
+}
+
+// ---- issue 6: opt-in features ----
+
+use svcore::sidecar::{self, Phase};
+
+/// The sidecar, when readable.
+fn ext(dir: &Path) -> Option<sidecar::Ext> {
+    sidecar::read(dir).ok()
+}
+
+fn phase(dir: &Path) -> Option<Phase> {
+    ext(dir).map(|e| e.phase)
+}
+
+fn deaths(dir: &Path) -> Vec<sidecar::Death> {
+    sidecar::read_deaths(dir).unwrap_or_default()
+}
+
+#[test]
+fn sidecar_is_published_and_counts_commands() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || ext(&d).is_some_and(|e| e.pid == pid && e.phase == Phase::Up),
+    );
+    let e = ext(&d).unwrap();
+    assert_eq!(e.supervisor, r.pid());
+    assert_eq!(e.starts, 1);
+    assert_eq!(e.want, b'u');
+    let before = e.commands;
+    // Bytes that signal nothing, so the child stays (h would kill a plain sleep).
+    send(&d, b"uz\n");
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", ext(&d)),
+        || ext(&d).is_some_and(|e| e.commands == before + 3),
+    );
+    // status itself is still exactly 18 bytes.
+    assert_eq!(status_bytes(&d).len(), 18);
+    send(&d, b"k");
+    wait_new_pid(&d, &r, pid);
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", ext(&d)),
+        || ext(&d).is_some_and(|e| e.deaths == 1 && e.last_exit == Some(libc::SIGKILL)),
+    );
+    let h = deaths(&d);
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].pid, pid);
+    assert_eq!(h[0].wstatus, libc::SIGKILL);
+}
+
+#[test]
+fn timeout_kill_kills_a_daemon_that_ignores_term() {
+    let s = Scratch::new();
+    let d = s.service("s", "trap '' TERM\necho $$ >>pids\nexec sleep 600");
+    fs::write(d.join("timeout-kill"), "300\n").unwrap();
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    // The trap is set once the pid is recorded.
+    wait_pid_recorded(&d, pid);
+    send(&d, b"d");
+    wait_down(&d, &r);
+    assert!(!pid_alive(pid));
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", deaths(&d)),
+        || {
+            deaths(&d)
+                .last()
+                .is_some_and(|x| x.wstatus == libc::SIGKILL)
+        },
+    );
+}
+
+#[test]
+fn without_timeout_kill_a_term_ignoring_daemon_stays_up() {
+    let s = Scratch::new();
+    let d = s.service("s", "trap '' TERM\necho $$ >>pids\nexec sleep 600");
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_pid_recorded(&d, pid);
+    send(&d, b"d");
+    wait_until(DEADLINE, || describe(&d, &r), || want(&d) == b'd');
+    // 0.76: no escalation, `up ..., want down` indefinitely (REFERENCE.md §4).
+    holds_for(Duration::from_millis(1000), "no KILL by default", || {
+        pid_alive(pid) && status_pid(&d) == pid
+    });
+    send(&d, b"k");
+    wait_down(&d, &r);
+}
+
+#[test]
+fn down_signal_is_sent_instead_of_term() {
+    let s = Scratch::new();
+    let d = s.service(
+        "s",
+        "trap 'echo HUP >>sigs; exit 0' HUP\ntrap 'echo TERM >>sigs; exit 0' TERM\necho $$ >>pids\nwhile :; do sleep 1 & wait $!; done",
+    );
+    fs::write(d.join("down-signal"), "SIGHUP\n").unwrap();
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_pid_recorded(&d, pid);
+    send(&d, b"d");
+    wait_down(&d, &r);
+    assert_eq!(lines(&d.join("sigs")), vec!["HUP"]);
+}
+
+#[test]
+fn finish_gets_s6_arguments_and_delays_the_restart() {
+    let s = Scratch::new();
+    let d = s.service("s", "echo $$ >>pids\nexec sleep 600");
+    harness::write_script(
+        &d.join("finish"),
+        "echo \"$@\" >>finish.args\nwhile [ ! -e release ]; do sleep 0.02; done\nrm -f release",
+    );
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_pid_recorded(&d, pid);
+    send(&d, b"k");
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", ext(&d)),
+        || phase(&d) == Some(Phase::Finishing),
+    );
+    // Killed by a signal: s6's 256 and the signal number, then the service name.
+    assert_eq!(lines(&d.join("finish.args")), vec!["256 9 s"]);
+    let e = ext(&d).unwrap();
+    assert!(e.finish_pid != 0 && pid_alive(e.finish_pid));
+    // No restart while finish runs; status says down (pid 0).
+    assert_eq!(status_pid(&d), 0);
+    assert_eq!(lines(&d.join("pids")).len(), 1);
+    fs::write(d.join("release"), "").unwrap();
+    let pid2 = wait_new_pid(&d, &r, pid);
+    // A normal exit gives the code and 0.
+    fs::write(d.join("run"), "#!/bin/sh\necho $$ >>pids\nexit 3\n").unwrap();
+    send(&d, b"t");
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", lines(&d.join("finish.args"))),
+        || lines(&d.join("finish.args")).len() >= 2,
+    );
+    assert_eq!(lines(&d.join("finish.args"))[1], "256 15 s");
+    fs::write(d.join("release"), "").unwrap();
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", lines(&d.join("finish.args"))),
+        || lines(&d.join("finish.args")).len() >= 3,
+    );
+    assert_eq!(lines(&d.join("finish.args"))[2], "3 0 s");
+    fs::write(d.join("release"), "").unwrap();
+    send(&d, b"d");
+    let _ = pid2;
+}
+
+#[test]
+fn finish_exit_125_stops_the_service() {
+    let s = Scratch::new();
+    let d = s.service("s", "echo $$ >>pids\nexit 1");
+    harness::write_script(&d.join("finish"), "exit 125");
+    let r = ours(&s, &d);
+    wait_until(
+        DEADLINE,
+        || format!("{:?} {}", ext(&d), describe(&d, &r)),
+        || phase(&d) == Some(Phase::Failed),
+    );
+    assert_eq!(want(&d), b'd');
+    assert_eq!(status_pid(&d), 0);
+    holds_for(Duration::from_millis(1500), "no restart after 125", || {
+        lines(&d.join("pids")).len() == 1
+    });
+}
+
+#[test]
+fn timeout_finish_kills_a_hanging_finish() {
+    let s = Scratch::new();
+    let d = s.service("s", "echo $$ >>pids\nexec sleep 600");
+    harness::write_script(&d.join("finish"), "echo $$ >finish.pid\nexec sleep 600");
+    fs::write(d.join("timeout-finish"), "300").unwrap();
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    send(&d, b"t");
+    let pid2 = wait_new_pid(&d, &r, pid);
+    let fpid: u32 = fs::read_to_string(d.join("finish.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!pid_alive(fpid));
+    assert!(pid_alive(pid2));
+}
+
+#[test]
+fn notification_fd_readiness_is_published() {
+    let s = Scratch::new();
+    let d = s.service(
+        "s",
+        "while [ ! -e go ]; do sleep 0.02; done\necho >&3\nexec sleep 600",
+    );
+    fs::write(d.join("notification-fd"), "3\n").unwrap();
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", ext(&d)),
+        || phase(&d) == Some(Phase::Starting),
+    );
+    assert!(!ext(&d).unwrap().ready);
+    fs::write(d.join("go"), "").unwrap();
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", ext(&d)),
+        || phase(&d) == Some(Phase::Ready),
+    );
+    let e = ext(&d).unwrap();
+    assert!(e.ready && e.ready_stamp.is_some());
+    assert_eq!(e.pid, pid);
+    // Debian's svstat still reads our status.
+    let mut c = harness::cmd(oracle("svstat"));
+    c.arg(&d);
+    let line = harness::normalize(&harness::stdout(&harness::run(c)));
+    assert!(line.ends_with(": up (pid PID) S seconds\n"), "{line}");
+}
+
+#[test]
+fn event_fifodir_gets_one_byte_per_event() {
+    use std::io::Read;
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    let ev = d.join("event");
+    assert!(ev.is_dir());
+    assert_eq!(
+        fs::metadata(&ev).unwrap().permissions().mode() & 0o7777,
+        0o3730
+    );
+    // A listener: FIFO under a dot name, opened, then renamed into place (s6's ftrig).
+    let tmp = ev.join(".ftrig1:test");
+    nix::unistd::mkfifo(&tmp, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    let mut rd = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&tmp)
+        .unwrap();
+    fs::rename(&tmp, ev.join("ftrig1:test")).unwrap();
+    // A stale FIFO with no reader is removed at the next event.
+    nix::unistd::mkfifo(
+        &ev.join("ftrig1:stale"),
+        nix::sys::stat::Mode::from_bits_truncate(0o622),
+    )
+    .unwrap();
+    send(&d, b"t");
+    wait_new_pid(&d, &r, pid);
+    let mut got = Vec::new();
+    wait_until(
+        DEADLINE,
+        || "the bytes d D u on the event FIFO".to_string(),
+        || {
+            let mut b = [0u8; 16];
+            if let Ok(n) = rd.read(&mut b) {
+                got.extend_from_slice(&b[..n]);
+            }
+            got.ends_with(b"u")
+        },
+    );
+    assert_eq!(got, b"dDu");
+    assert!(!ev.join("ftrig1:stale").exists());
+}
+
+#[test]
+fn backoff_grows_to_its_cap_and_says_failing() {
+    let s = Scratch::new();
+    let d = s.service("s", "exit 1");
+    fs::write(
+        d.join("service.toml"),
+        "[backoff]\ninitial = 1000\nmax = 2000\nfactor = 2\nreset-after = 60000\n",
+    )
+    .unwrap();
+    let r = ours(&s, &d);
+    let mut seen = Vec::new();
+    wait_until(
+        Duration::from_secs(20),
+        || format!("state failing: {:?}", ext(&d)),
+        || {
+            if let Some(e) = ext(&d) {
+                if matches!(e.phase, Phase::Backoff | Phase::Failing)
+                    && seen.last() != Some(&(e.backoff_ms, e.phase))
+                {
+                    seen.push((e.backoff_ms, e.phase));
+                }
+                e.phase == Phase::Failing
+            } else {
+                false
+            }
+        },
+    );
+    assert!(seen.contains(&(1000, Phase::Backoff)), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(2000, Phase::Failing)));
+    let e = ext(&d).unwrap();
+    assert!(e.next_start.is_some());
+    // Honest status meanwhile: pid 0, want up; still controllable.
+    assert_eq!(status_pid(&d), 0);
+    assert_eq!(want(&d), b'u');
+    send(&d, b"d");
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || phase(&d) == Some(Phase::Down),
+    );
+}
+
+#[test]
+fn no_restart_exit_code_stops_the_service() {
+    let s = Scratch::new();
+    let d = s.service("s", "echo $$ >>pids\nexit 100");
+    fs::write(d.join("service.toml"), "no-restart-exit-codes = [100]\n").unwrap();
+    let r = ours(&s, &d);
+    wait_until(
+        DEADLINE,
+        || format!("{:?} {}", ext(&d), describe(&d, &r)),
+        || phase(&d) == Some(Phase::Failed),
+    );
+    assert_eq!(want(&d), b'd');
+    assert_eq!(ext(&d).unwrap().last_exit, Some(100 << 8));
+}
+
+#[test]
+fn invalid_service_toml_warns_and_never_takes_the_service_down() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    fs::write(d.join("service.toml"), "timeout-kill = \"soon\"\n").unwrap();
+    let mut c = harness::cmd(bin("supervise"));
+    c.current_dir(s.path()).arg("s");
+    let r = Running::spawn(c, s.path(), "sup");
+    let pid = wait_new_pid(&d, &r, 0);
+    assert!(
+        r.stderr().starts_with(
+            "supervise: warning: s/service.toml: line 1: timeout-kill: invalid type: string \"soon\", expected u64; using the defaults\n"
+        ),
+        "{}",
+        r.stderr()
+    );
+    // A good file, then a bad edit: the restart keeps the last good settings.
+    fs::write(d.join("service.toml"), "down-signal = \"HUP\"\n").unwrap();
+    send(&d, b"t");
+    let pid2 = wait_new_pid(&d, &r, pid);
+    fs::write(d.join("service.toml"), "down-signl = \"INT\"\n").unwrap();
+    send(&d, b"t");
+    let pid3 = wait_new_pid(&d, &r, pid2);
+    assert!(
+        r.stderr()
+            .contains("s/service.toml: line 1: unknown field `down-signl`"),
+        "{}",
+        r.stderr()
+    );
+    assert!(r.stderr().contains("keeping the last good settings"));
+    assert!(pid_alive(pid3));
+}
+
+#[test]
+fn process_group_kill_reaches_grandchildren() {
+    let s = Scratch::new();
+    let d = s.service("s", "sleep 600 &\necho $! >grandchild\nexec sleep 600");
+    fs::write(d.join("service.toml"), "process-group = true\n").unwrap();
+    let r = ours(&s, &d);
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || fs::read_to_string(d.join("grandchild")).is_ok_and(|s| s.ends_with('\n')),
+    );
+    let gc: u32 = fs::read_to_string(d.join("grandchild"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // run leads its own group.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields[2], pid.to_string());
+    send(&d, b"d");
+    wait_down(&d, &r);
+    wait_until(
+        DEADLINE,
+        || format!("grandchild {gc} still alive"),
+        || !pid_alive(gc),
     );
 }

@@ -1,0 +1,347 @@
+//! Per-service settings: s6's single-value files and our `service.toml` (issue 6,
+//! REFERENCE.md §11, §12).
+//!
+//! Read at startup and again before every start of `./run`, so an edit takes effect at
+//! the next restart. A service dir with none of these files gets [`Config::default`],
+//! which is exactly daemontools 0.76. An invalid file never takes a service down: the
+//! caller keeps the last good settings and prints the message.
+//!
+//! s6's files (same names and meanings as s6-supervise; whitespace around the value is
+//! ignored):
+//!
+//! | file | value |
+//! |---|---|
+//! | `notification-fd` | fd number ≥ 3 on which run writes a newline when ready |
+//! | `timeout-kill` | ms after `d` before KILL; 0 = never |
+//! | `timeout-finish` | ms before `./finish` is killed; 0 = never; default 5000 |
+//! | `down-signal` | signal `d` sends instead of TERM (`HUP`, `SIGHUP` or a number) |
+//! | `max-death-tally` | length of the death history, 0..=4096, default 100 |
+//!
+//! `service.toml` (all keys optional; unknown keys are errors, so typos are caught; a key
+//! set here wins over the single-value file):
+//!
+//! ```toml
+//! down-signal = "TERM"
+//! timeout-kill = 5000          # ms
+//! timeout-finish = 5000        # ms
+//! notification-fd = 3
+//! max-death-tally = 100
+//! process-group = false        # run under setsid, signal the whole group
+//! no-restart-exit-codes = [100]
+//! [backoff]
+//! initial = 1000               # ms after a quick death
+//! max = 60000                  # cap, ms
+//! factor = 2
+//! reset-after = 10000          # ms of uptime that reset the delay
+//! ```
+
+use crate::state::{Backoff, Config, ExitSet};
+use serde::Deserialize;
+use std::io;
+
+/// `service.toml` in the service dir.
+pub const SERVICE_TOML: &str = "service.toml";
+/// s6's readiness file.
+pub const NOTIFICATION_FD: &str = "notification-fd";
+/// s6's kill escalation file.
+pub const TIMEOUT_KILL: &str = "timeout-kill";
+/// s6's finish timeout file.
+pub const TIMEOUT_FINISH: &str = "timeout-finish";
+/// s6's down signal file.
+pub const DOWN_SIGNAL: &str = "down-signal";
+/// s6's history length file.
+pub const MAX_DEATH_TALLY: &str = "max-death-tally";
+
+/// The `[backoff]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackoffToml {
+    initial: Option<u64>,
+    max: Option<u64>,
+    factor: Option<u32>,
+    #[serde(rename = "reset-after")]
+    reset_after: Option<u64>,
+}
+
+/// `service.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServiceToml {
+    down_signal: Option<toml::Value>,
+    timeout_kill: Option<u64>,
+    timeout_finish: Option<u64>,
+    notification_fd: Option<i64>,
+    max_death_tally: Option<u64>,
+    process_group: Option<bool>,
+    no_restart_exit_codes: Option<Vec<i64>>,
+    backoff: Option<BackoffToml>,
+}
+
+/// Signal names accepted by `down-signal` (with or without `SIG`).
+const SIGNALS: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("WINCH", libc::SIGWINCH),
+    ("PWR", libc::SIGPWR),
+];
+
+/// Parses a signal name (`TERM`, `SIGTERM`, case-insensitive) or number (1..=64).
+pub fn parse_signal(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// Reads a single-value file: `Ok(None)` when it does not exist.
+fn read_value(name: &str) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(name) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "unable to read {name}: {}",
+            svcore::errstr::io_str(&e)
+        )),
+    }
+}
+
+fn number(name: &str, v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .map_err(|_| format!("{name}: not a number: {v:?}"))
+}
+
+fn check_fd(what: &str, n: i64) -> Result<i32, String> {
+    if (3..=1023).contains(&n) {
+        Ok(n as i32)
+    } else {
+        Err(format!(
+            "{what}: must be a descriptor from 3 to 1023, not {n}"
+        ))
+    }
+}
+
+fn check_tally(what: &str, n: u64) -> Result<usize, String> {
+    if n <= 4096 {
+        Ok(n as usize)
+    } else {
+        Err(format!("{what}: must be at most 4096, not {n}"))
+    }
+}
+
+/// Reads the settings of the service in the current directory. `Err` is the text of a
+/// warning (after `supervise: warning: `), naming the file and the key; `dir` is the
+/// service dir as given on the command line, for that message.
+pub fn load(dir: &str) -> Result<Config, String> {
+    let mut c = Config::default();
+    let in_dir = |m: String| format!("{dir}/{m}");
+
+    // s6's single-value files first.
+    if let Some(v) = read_value(NOTIFICATION_FD).map_err(in_dir)? {
+        let n = v
+            .parse::<i64>()
+            .map_err(|_| in_dir(format!("{NOTIFICATION_FD}: not a number: {v:?}")))?;
+        c.notify_fd = Some(check_fd(NOTIFICATION_FD, n).map_err(in_dir)?);
+    }
+    if let Some(v) = read_value(TIMEOUT_KILL).map_err(in_dir)? {
+        let n = number(TIMEOUT_KILL, &v).map_err(in_dir)?;
+        c.timeout_kill_ms = (n > 0).then_some(n);
+    }
+    if let Some(v) = read_value(TIMEOUT_FINISH).map_err(in_dir)? {
+        let n = number(TIMEOUT_FINISH, &v).map_err(in_dir)?;
+        c.timeout_finish_ms = (n > 0).then_some(n);
+    }
+    if let Some(v) = read_value(DOWN_SIGNAL).map_err(in_dir)? {
+        c.down_signal = parse_signal(&v)
+            .ok_or_else(|| in_dir(format!("{DOWN_SIGNAL}: unknown signal: {v:?}")))?;
+    }
+    if let Some(v) = read_value(MAX_DEATH_TALLY).map_err(in_dir)? {
+        let n = number(MAX_DEATH_TALLY, &v).map_err(in_dir)?;
+        c.max_death_tally = check_tally(MAX_DEATH_TALLY, n).map_err(in_dir)?;
+    }
+
+    // service.toml: only parsed when present, so a plain service never touches serde.
+    let text = match std::fs::read_to_string(SERVICE_TOML) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(c),
+        Err(e) => {
+            return Err(format!(
+                "unable to read {dir}/{SERVICE_TOML}: {}",
+                svcore::errstr::io_str(&e)
+            ));
+        }
+    };
+    apply_toml(&mut c, &text).map_err(|m| format!("{dir}/{SERVICE_TOML}: {m}"))?;
+    Ok(c)
+}
+
+/// The 1-based line of byte offset `at` in `text`, and the key written on that line.
+fn locate(text: &str, at: usize) -> (usize, String) {
+    let at = at.min(text.len());
+    let line_no = text[..at].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    (line_no, key)
+}
+
+/// Parses and validates `service.toml` into `c` (pure, for tests). The error names the
+/// line and key, in one line.
+pub fn apply_toml(c: &mut Config, text: &str) -> Result<(), String> {
+    let t: ServiceToml = toml::from_str(text).map_err(|e| {
+        let msg = e.message().replace('\n', " ");
+        match e.span() {
+            Some(span) => {
+                let (line, key) = locate(text, span.start);
+                if key.is_empty() || msg.contains('`') {
+                    format!("line {line}: {msg}")
+                } else {
+                    format!("line {line}: {key}: {msg}")
+                }
+            }
+            None => msg,
+        }
+    })?;
+    if let Some(v) = t.down_signal {
+        let sig = match &v {
+            toml::Value::String(s) => parse_signal(s),
+            toml::Value::Integer(n) => i32::try_from(*n)
+                .ok()
+                .and_then(|n| parse_signal(&n.to_string())),
+            _ => None,
+        };
+        c.down_signal = sig.ok_or_else(|| format!("down-signal: unknown signal: {v}"))?;
+    }
+    if let Some(n) = t.timeout_kill {
+        c.timeout_kill_ms = (n > 0).then_some(n);
+    }
+    if let Some(n) = t.timeout_finish {
+        c.timeout_finish_ms = (n > 0).then_some(n);
+    }
+    if let Some(n) = t.notification_fd {
+        c.notify_fd = Some(check_fd("notification-fd", n)?);
+    }
+    if let Some(n) = t.max_death_tally {
+        c.max_death_tally = check_tally("max-death-tally", n)?;
+    }
+    if let Some(b) = t.process_group {
+        c.process_group = b;
+    }
+    if let Some(codes) = t.no_restart_exit_codes {
+        let mut set = ExitSet::default();
+        for code in codes {
+            let code = u8::try_from(code).map_err(|_| {
+                format!("no-restart-exit-codes: {code} is not an exit code (0 to 255)")
+            })?;
+            set.insert(code);
+        }
+        c.no_restart = set;
+    }
+    if let Some(b) = t.backoff {
+        let initial = b.initial.unwrap_or(1000);
+        let max = b.max.unwrap_or(60_000);
+        let factor = b.factor.unwrap_or(2);
+        let reset = b.reset_after.unwrap_or(10_000);
+        if factor == 0 {
+            return Err("backoff.factor: must be at least 1".to_string());
+        }
+        if max < initial {
+            return Err(format!(
+                "backoff.max: {max} is less than backoff.initial {initial}"
+            ));
+        }
+        c.backoff = Some(Backoff {
+            initial_ms: initial,
+            max_ms: max,
+            factor,
+            reset_after_ms: reset,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let mut c = Config::default();
+        apply_toml(&mut c, text).map(|()| c)
+    }
+
+    #[test]
+    fn empty_file_is_076() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_key() {
+        let c = parse(
+            "down-signal = \"HUP\"\ntimeout-kill = 500\ntimeout-finish = 0\nnotification-fd = 3\n\
+             max-death-tally = 5\nprocess-group = true\nno-restart-exit-codes = [100, 0]\n\
+             [backoff]\ninitial = 100\nmax = 800\nfactor = 3\nreset-after = 2000\n",
+        )
+        .unwrap();
+        assert_eq!(c.down_signal, libc::SIGHUP);
+        assert_eq!(c.timeout_kill_ms, Some(500));
+        assert_eq!(c.timeout_finish_ms, None);
+        assert_eq!(c.notify_fd, Some(3));
+        assert_eq!(c.max_death_tally, 5);
+        assert!(c.process_group);
+        assert!(c.no_restart.contains(100) && c.no_restart.contains(0));
+        assert!(!c.no_restart.contains(1));
+        assert_eq!(
+            c.backoff,
+            Some(Backoff {
+                initial_ms: 100,
+                max_ms: 800,
+                factor: 3,
+                reset_after_ms: 2000
+            })
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let e = parse("timeout-kill = 5\ntimeout-finish = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("line 2: timeout-finish: invalid type"), "{e}");
+        let e = parse("timeout-kil = 5\n").unwrap_err();
+        assert!(e.contains("unknown field `timeout-kil`"), "{e}");
+        let e = parse("down-signal = \"BOGUS\"\n").unwrap_err();
+        assert_eq!(e, "down-signal: unknown signal: \"BOGUS\"");
+        let e = parse("notification-fd = 1\n").unwrap_err();
+        assert_eq!(
+            e,
+            "notification-fd: must be a descriptor from 3 to 1023, not 1"
+        );
+        let e = parse("[backoff]\ninitial = 10\nmax = 5\n").unwrap_err();
+        assert_eq!(e, "backoff.max: 5 is less than backoff.initial 10");
+        let e = parse("no-restart-exit-codes = [256]\n").unwrap_err();
+        assert!(e.contains("256 is not an exit code"), "{e}");
+        assert!(parse("this is not toml").unwrap_err().starts_with("line 1"));
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(parse_signal("TERM"), Some(libc::SIGTERM));
+        assert_eq!(parse_signal("sigusr1\n"), Some(libc::SIGUSR1));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("NOPE"), None);
+    }
+}
