@@ -6,3 +6,4 @@ mod svstat;
 mod supervise;
 mod readproctitle;
 mod svscan;
+mod chain;
