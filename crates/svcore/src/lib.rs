@@ -13,6 +13,8 @@
 //! | [`lock`] | `supervise/lock` (flock plus fcntl) |
 //! | [`fifo`] | creating and opening FIFOs the daemontools way |
 //! | [`selfpipe`] | signals delivered to an event loop |
+//! | [`notify`] | `supervise/notify`: the sd_notify socket (`NOTIFY_SOCKET`) of a service |
+//! | [`cgroup`] | an opt-in cgroup v2 per service (`svtools-<name>`), `cgroup.kill` on stop |
 //! | [`perms`] | group delegation of `supervise/` (svgroup, the `group` file) |
 //! | [`pathexec`] | running the next program of a chain via `$PATH`, with env changes (djb's pathexec) |
 //! | [`getopt`] | djb's getopt, as the chain-loaders parse options |
@@ -25,17 +27,19 @@
 //! | [`logdir`] | multilog's log directory: script, patterns, rotation, recovery, processor, line engine |
 #![deny(missing_docs)]
 
+pub mod cgroup;
 pub mod control;
-pub mod proctitle;
-pub mod scan;
 pub mod errstr;
 pub mod fifo;
+pub mod getopt;
 pub mod lock;
 pub mod logdir;
-pub mod getopt;
+pub mod notify;
 pub mod pathexec;
 pub mod perms;
 pub mod proc;
+pub mod proctitle;
+pub mod scan;
 pub mod selfpipe;
 pub mod sidecar;
 pub mod status;
