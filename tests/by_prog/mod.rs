@@ -7,3 +7,4 @@ mod supervise;
 mod readproctitle;
 mod svscan;
 mod chain;
+mod svprobe;
