@@ -8,8 +8,8 @@
 //! The poll timeout is the state's next deadline, or infinite: an idle supervise makes
 //! no wakeups at all (0.76 wakes every 3600 s).
 
-use crate::settings;
-use crate::state::{Action, Event, Millis, Now, State, step};
+use crate::settings::{self, Probe, Settings};
+use crate::state::{Action, Aux, Event, Millis, Now, State, step};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -27,6 +27,27 @@ use svcore::tai64n::Tai64n;
 pub const FINISH: &str = "finish";
 /// `./finish` as executed.
 pub const FINISH_PATH: &str = "./finish";
+
+/// The shell that runs `check` and `command` probes.
+pub const SH: &str = "/bin/sh";
+/// The HTTP probe program, found on PATH (helper 7's `svprobe`).
+pub const SVPROBE: &str = "svprobe";
+
+/// The first executable `name` in `$PATH` (djb's search order, svcore::pathexec).
+fn find_on_path(name: &str) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::env::var_os("PATH");
+    svcore::pathexec::candidates(name.as_bytes(), path.as_ref().map(|p| p.as_bytes()))
+        .into_iter()
+        .find(|c| {
+            let Ok(cs) = std::ffi::CString::new(c.clone()) else {
+                return false;
+            };
+            // SAFETY: access(2) on a NUL-terminated path we own.
+            unsafe { libc::access(cs.as_ptr(), libc::X_OK) == 0 }
+        })
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+}
 
 /// Control bytes read per `read` call.
 pub const CHUNK: usize = 64;
@@ -69,6 +90,49 @@ pub struct Loop {
     pub ext_dirty: bool,
     /// Our own pid, for `status.ext`.
     pub self_pid: u32,
+    /// `[readiness] check` command (run as `sh -c`).
+    pub check: Option<String>,
+    /// `[health]` probe.
+    pub probe: Option<Probe>,
+}
+
+/// Follow-up events of one dispatch (spawn outcomes), handled in order; a fixed ring so
+/// dispatching allocates nothing.
+struct Queue {
+    buf: [Option<Event>; 8],
+    head: usize,
+    len: usize,
+}
+
+impl Queue {
+    fn new(first: Event) -> Queue {
+        let mut q = Queue {
+            buf: [None; 8],
+            head: 0,
+            len: 0,
+        };
+        q.push(first);
+        q
+    }
+
+    fn push(&mut self, ev: Event) {
+        // One step yields at most three spawns (run or finish, check, probe); 8 is
+        // ample, and a drop would only lose a helper start, never a run start.
+        if self.len < self.buf.len() {
+            self.buf[(self.head + self.len) % 8] = Some(ev);
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        if self.len == 0 {
+            return None;
+        }
+        let ev = self.buf[self.head].take();
+        self.head = (self.head + 1) % 8;
+        self.len -= 1;
+        ev
+    }
 }
 
 impl Loop {
@@ -122,14 +186,15 @@ impl Loop {
     /// Feeds `ev` to the state machine and carries out the actions, including the
     /// events they produce (a spawn's outcome). Returns true when supervise must exit.
     pub fn dispatch(&mut self, st: &mut State, ev: Event) -> bool {
-        let mut next = Some(ev);
-        while let Some(ev) = next.take() {
+        let mut queue = Queue::new(ev);
+        while let Some(ev) = queue.pop() {
             let actions = step(st, ev, self.now());
             self.ext_dirty = true;
             for a in actions.iter() {
                 match a {
-                    Action::Spawn => next = Some(self.spawn_run(st)),
-                    Action::SpawnFinish { wstatus } => next = Some(self.spawn_finish(wstatus)),
+                    Action::Spawn => queue.push(self.spawn_run(st)),
+                    Action::SpawnFinish { wstatus } => queue.push(self.spawn_finish(wstatus)),
+                    Action::SpawnAux(aux) => queue.push(self.spawn_aux(st, aux)),
                     Action::WriteDeaths => {
                         if let Err(e) = sidecar::write_deaths(Path::new("."), &st.history) {
                             errstr::warn(
@@ -165,8 +230,8 @@ impl Loop {
     /// keeps the last good settings, and says so once per distinct error.
     fn reload_settings(&mut self, st: &mut State) {
         match settings::load(&self.dir) {
-            Ok(c) => {
-                st.config = c;
+            Ok(s) => {
+                self.apply_settings(st, s);
                 self.settings_error = None;
             }
             Err(msg) => {
@@ -174,6 +239,74 @@ impl Loop {
                     errstr::warn(PROG, &format!("{msg}; keeping the last good settings"));
                     self.settings_error = Some(msg);
                 }
+            }
+        }
+    }
+
+    /// Takes new settings: the state machine's part, and the helper commands.
+    pub fn apply_settings(&mut self, st: &mut State, s: Settings) {
+        st.config = s.config;
+        self.check = s.check;
+        self.probe = s.probe;
+    }
+
+    /// Forks a helper child (readiness check or health probe) in the service dir under
+    /// setsid, so an overrun kills its whole group; returns the event to feed back.
+    fn spawn_aux(&mut self, st: &State, aux: Aux) -> Event {
+        let argv_owned: Vec<String> = match (aux, &self.check, &self.probe) {
+            (Aux::Check, Some(cmd), _) => vec![SH.into(), "-c".into(), cmd.clone()],
+            (Aux::Probe, _, Some(Probe::Command(cmd))) => {
+                vec![SH.into(), "-c".into(), cmd.clone()]
+            }
+            (Aux::Probe, _, Some(Probe::Url { url, expect })) => {
+                let Some(svprobe) = find_on_path(SVPROBE) else {
+                    errstr::warn(
+                        PROG,
+                        &format!(
+                            "unable to probe {}: {SVPROBE}: file does not exist",
+                            self.dir
+                        ),
+                    );
+                    return Event::AuxFailed { aux };
+                };
+                // svprobe gives up at the same timeout after which we would KILL it.
+                let timeout = st.config.health.map_or(5000, |h| h.timeout_ms).to_string();
+                let mut v = vec![svprobe, "-t".into(), timeout, url.clone()];
+                if let Some(e) = expect {
+                    v.push(e.clone());
+                }
+                v
+            }
+            _ => return Event::AuxFailed { aux },
+        };
+        let what = match aux {
+            Aux::Check => "check",
+            Aux::Probe => "probe",
+        };
+        let argv: Vec<&str> = argv_owned.iter().map(String::as_str).collect();
+        let prepared = match Prepared::new(
+            &argv,
+            &format!("supervise: fatal: unable to start {} {what}: ", self.dir),
+        ) {
+            Ok(p) => p,
+            Err(_) => return Event::AuxFailed { aux },
+        };
+        let opts = SpawnOptions {
+            setsid: true,
+            notify_fd: None,
+        };
+        match proc::spawn(&prepared, &opts) {
+            Ok(pid) => Event::AuxSpawned { aux, pid },
+            Err(e) => {
+                errstr::warn(
+                    PROG,
+                    &format!(
+                        "unable to fork for {} {what}: {}",
+                        self.dir,
+                        errstr::io_str(&e)
+                    ),
+                );
+                Event::AuxFailed { aux }
             }
         }
     }

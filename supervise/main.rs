@@ -148,17 +148,20 @@ fn start(path: &Path, dir: &str) -> Result<(Loop, State), Fatal> {
         settings_error: None,
         ext_dirty: true,
         self_pid: std::process::id(),
+        check: None,
+        probe: None,
     };
     // Settings are checked at startup; an invalid file is a warning and 0.76 defaults.
-    let config = match settings::load(dir) {
-        Ok(c) => c,
+    let settings = match settings::load(dir) {
+        Ok(s) => s,
         Err(msg) => {
             errstr::warn(PROG, &format!("{msg}; using the defaults"));
             lp.settings_error = Some(msg);
-            Config::default()
+            settings::Settings::default()
         }
     };
-    let st = State::new(config, want_down, lp.now());
+    let mut st = State::new(Config::default(), want_down, lp.now());
+    lp.apply_settings(&mut st, settings);
 
     // 5. status: stamp now, pid 0. A failure is only a warning (0.76's announce()).
     lp.write_status(&st);

@@ -26,16 +26,33 @@
 //! timeout-finish = 5000        # ms
 //! notification-fd = 3
 //! max-death-tally = 100
-//! process-group = false        # run under setsid, signal the whole group
+//! setsid = false               # run under setsid, signal the whole group
+//! process-group = false        # the same as setsid (older name)
+//! cgroup = false               # one cgroup v2 per service, cgroup.kill on stop
 //! no-restart-exit-codes = [100]
 //! [backoff]
 //! initial = 1000               # ms after a quick death
 //! max = 60000                  # cap, ms
 //! factor = 2
 //! reset-after = 10000          # ms of uptime that reset the delay
+//! [readiness]
+//! notify-socket = false        # sd_notify socket at supervise/notify
+//! check = "./check"            # sh -c command polled until it exits 0 (=> ready)
+//! check-interval = 1000        # ms between attempts
+//! check-timeout = 5000         # ms before an attempt is killed
+//! [health]
+//! url = "http://127.0.0.1:8000/"   # probed by `svprobe -t TIMEOUT URL [EXPECT]` on PATH
+//! expect = "success"
+//! command = "./health"         # or a sh -c command (not both)
+//! interval = 30000
+//! timeout = 5000
+//! failures = 3
+//! grace = 30000                # default: interval
 //! ```
+//!
+//! docs/supervise.md documents every key for users; keep the two in step.
 
-use crate::state::{Backoff, Config, ExitSet};
+use crate::state::{Backoff, CheckCfg, Config, ExitSet, HealthCfg};
 use serde::Deserialize;
 use std::io;
 
@@ -63,6 +80,29 @@ struct BackoffToml {
     reset_after: Option<u64>,
 }
 
+/// The `[readiness]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ReadinessToml {
+    notify_socket: Option<bool>,
+    check: Option<String>,
+    check_interval: Option<u64>,
+    check_timeout: Option<u64>,
+}
+
+/// The `[health]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HealthToml {
+    url: Option<String>,
+    expect: Option<String>,
+    command: Option<String>,
+    interval: Option<u64>,
+    timeout: Option<u64>,
+    failures: Option<u32>,
+    grace: Option<u64>,
+}
+
 /// `service.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -73,8 +113,38 @@ struct ServiceToml {
     notification_fd: Option<i64>,
     max_death_tally: Option<u64>,
     process_group: Option<bool>,
+    setsid: Option<bool>,
+    cgroup: Option<bool>,
     no_restart_exit_codes: Option<Vec<i64>>,
     backoff: Option<BackoffToml>,
+    readiness: Option<ReadinessToml>,
+    health: Option<HealthToml>,
+}
+
+/// What a health probe runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// `svprobe -t TIMEOUT URL [EXPECT]`, found on PATH.
+    Url {
+        /// The URL.
+        url: String,
+        /// A string the body must contain.
+        expect: Option<String>,
+    },
+    /// `/bin/sh -c COMMAND` in the service dir.
+    Command(String),
+}
+
+/// The settings: [`Config`] for the state machine (plain data, `Copy`), plus the
+/// command lines the loop runs for readiness checks and health probes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// The state machine's part.
+    pub config: Config,
+    /// `[readiness] check`: a `sh -c` command.
+    pub check: Option<String>,
+    /// `[health]`: what the probe runs.
+    pub probe: Option<Probe>,
 }
 
 /// Signal names accepted by `down-signal` (with or without `SIG`).
@@ -142,8 +212,9 @@ fn check_tally(what: &str, n: u64) -> Result<usize, String> {
 /// Reads the settings of the service in the current directory. `Err` is the text of a
 /// warning (after `supervise: warning: `), naming the file and the key; `dir` is the
 /// service dir as given on the command line, for that message.
-pub fn load(dir: &str) -> Result<Config, String> {
-    let mut c = Config::default();
+pub fn load(dir: &str) -> Result<Settings, String> {
+    let mut out = Settings::default();
+    let c = &mut out.config;
     let in_dir = |m: String| format!("{dir}/{m}");
 
     // s6's single-value files first.
@@ -173,7 +244,7 @@ pub fn load(dir: &str) -> Result<Config, String> {
     // service.toml: only parsed when present, so a plain service never touches serde.
     let text = match std::fs::read_to_string(SERVICE_TOML) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(c),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
         Err(e) => {
             return Err(format!(
                 "unable to read {dir}/{SERVICE_TOML}: {}",
@@ -181,8 +252,8 @@ pub fn load(dir: &str) -> Result<Config, String> {
             ));
         }
     };
-    apply_toml(&mut c, &text).map_err(|m| format!("{dir}/{SERVICE_TOML}: {m}"))?;
-    Ok(c)
+    apply_toml(&mut out, &text).map_err(|m| format!("{dir}/{SERVICE_TOML}: {m}"))?;
+    Ok(out)
 }
 
 /// The 1-based line of byte offset `at` in `text`, and the key written on that line.
@@ -202,7 +273,8 @@ fn locate(text: &str, at: usize) -> (usize, String) {
 
 /// Parses and validates `service.toml` into `c` (pure, for tests). The error names the
 /// line and key, in one line.
-pub fn apply_toml(c: &mut Config, text: &str) -> Result<(), String> {
+pub fn apply_toml(out: &mut Settings, text: &str) -> Result<(), String> {
+    let c = &mut out.config;
     let t: ServiceToml = toml::from_str(text).map_err(|e| {
         let msg = e.message().replace('\n', " ");
         match e.span() {
@@ -239,8 +311,16 @@ pub fn apply_toml(c: &mut Config, text: &str) -> Result<(), String> {
     if let Some(n) = t.max_death_tally {
         c.max_death_tally = check_tally("max-death-tally", n)?;
     }
-    if let Some(b) = t.process_group {
+    if let (Some(a), Some(b)) = (t.setsid, t.process_group) {
+        if a != b {
+            return Err("setsid and process-group disagree (they are the same setting)".into());
+        }
+    }
+    if let Some(b) = t.setsid.or(t.process_group) {
         c.process_group = b;
+    }
+    if let Some(b) = t.cgroup {
+        c.cgroup = b;
     }
     if let Some(codes) = t.no_restart_exit_codes {
         let mut set = ExitSet::default();
@@ -272,7 +352,82 @@ pub fn apply_toml(c: &mut Config, text: &str) -> Result<(), String> {
             reset_after_ms: reset,
         });
     }
+    if let Some(r) = t.readiness {
+        if let Some(b) = r.notify_socket {
+            c.notify_socket = b;
+        }
+        match r.check {
+            Some(cmd) => {
+                if cmd.trim().is_empty() {
+                    return Err("readiness.check: empty command".into());
+                }
+                if cmd.contains('\0') {
+                    return Err("readiness.check: contains a NUL byte".into());
+                }
+                c.check = Some(CheckCfg {
+                    interval_ms: positive("readiness.check-interval", r.check_interval, 1000)?,
+                    timeout_ms: positive("readiness.check-timeout", r.check_timeout, 5000)?,
+                });
+                out.check = Some(cmd);
+            }
+            None => {
+                if r.check_interval.is_some() || r.check_timeout.is_some() {
+                    return Err("readiness: check-interval and check-timeout need check".into());
+                }
+            }
+        }
+    }
+    if let Some(h) = t.health {
+        let probe = match (h.url, h.command) {
+            (Some(_), Some(_)) => {
+                return Err("health: url and command are exclusive; set one".into());
+            }
+            (None, None) => return Err("health: needs url or command".into()),
+            (Some(url), None) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("health.url: not an http:// URL: {url:?}"));
+                }
+                if url.contains('\0') || h.expect.as_ref().is_some_and(|e| e.contains('\0')) {
+                    return Err("health.url: contains a NUL byte".into());
+                }
+                Probe::Url {
+                    url,
+                    expect: h.expect,
+                }
+            }
+            (None, Some(cmd)) => {
+                if h.expect.is_some() {
+                    return Err("health.expect: only with url".into());
+                }
+                if cmd.trim().is_empty() || cmd.contains('\0') {
+                    return Err("health.command: empty or contains a NUL byte".into());
+                }
+                Probe::Command(cmd)
+            }
+        };
+        let interval = positive("health.interval", h.interval, 30_000)?;
+        let failures = h.failures.unwrap_or(3);
+        if failures == 0 {
+            return Err("health.failures: must be at least 1".into());
+        }
+        c.health = Some(HealthCfg {
+            interval_ms: interval,
+            timeout_ms: positive("health.timeout", h.timeout, 5000)?,
+            failures,
+            grace_ms: h.grace.unwrap_or(interval),
+        });
+        out.probe = Some(probe);
+    }
     Ok(())
+}
+
+/// A duration that must be at least 1 ms.
+fn positive(key: &str, v: Option<u64>, default: u64) -> Result<u64, String> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(format!("{key}: must be at least 1")),
+        Some(n) => Ok(n),
+    }
 }
 
 #[cfg(test)]
@@ -280,8 +435,93 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, String> {
-        let mut c = Config::default();
-        apply_toml(&mut c, text).map(|()| c)
+        settings(text).map(|s| s.config)
+    }
+
+    fn settings(text: &str) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        apply_toml(&mut s, text).map(|()| s)
+    }
+
+    #[test]
+    fn readiness_and_health_tables() {
+        let s = settings(
+            "setsid = true\ncgroup = true\n[readiness]\nnotify-socket = true\ncheck = \"test -e up\"\n\
+             check-interval = 50\n[health]\nurl = \"http://127.0.0.1:1/x\"\nexpect = \"success\"\n\
+             interval = 200\nfailures = 2\n",
+        )
+        .unwrap();
+        assert!(s.config.process_group && s.config.cgroup && s.config.notify_socket);
+        assert_eq!(
+            s.config.check,
+            Some(CheckCfg {
+                interval_ms: 50,
+                timeout_ms: 5000
+            })
+        );
+        assert_eq!(s.check.as_deref(), Some("test -e up"));
+        assert_eq!(
+            s.config.health,
+            Some(HealthCfg {
+                interval_ms: 200,
+                timeout_ms: 5000,
+                failures: 2,
+                grace_ms: 200
+            })
+        );
+        assert_eq!(
+            s.probe,
+            Some(Probe::Url {
+                url: "http://127.0.0.1:1/x".into(),
+                expect: Some("success".into())
+            })
+        );
+        let s = settings("[health]\ncommand = \"exit 0\"\ngrace = 0\n").unwrap();
+        assert_eq!(s.probe, Some(Probe::Command("exit 0".into())));
+        assert_eq!(s.config.health.unwrap().grace_ms, 0);
+    }
+
+    #[test]
+    fn readiness_and_health_errors() {
+        for (text, msg) in [
+            ("[health]\ninterval = 5\n", "health: needs url or command"),
+            (
+                "[health]\nurl = \"http://a/\"\ncommand = \"x\"\n",
+                "health: url and command are exclusive; set one",
+            ),
+            (
+                "[health]\nurl = \"ftp://a/\"\n",
+                "health.url: not an http:// URL: \"ftp://a/\"",
+            ),
+            (
+                "[health]\ncommand = \"x\"\nexpect = \"y\"\n",
+                "health.expect: only with url",
+            ),
+            (
+                "[health]\ncommand = \"x\"\nfailures = 0\n",
+                "health.failures: must be at least 1",
+            ),
+            (
+                "[health]\ncommand = \"x\"\ninterval = 0\n",
+                "health.interval: must be at least 1",
+            ),
+            (
+                "[readiness]\ncheck-interval = 5\n",
+                "readiness: check-interval and check-timeout need check",
+            ),
+            (
+                "[readiness]\ncheck = \" \"\n",
+                "readiness.check: empty command",
+            ),
+            (
+                "setsid = true\nprocess-group = false\n",
+                "setsid and process-group disagree (they are the same setting)",
+            ),
+        ] {
+            assert_eq!(settings(text).unwrap_err(), msg, "{text}");
+        }
+        let e = settings("[health]\ncommand = \"x\"\nretries = 2\n").unwrap_err();
+        assert!(e.contains("unknown field `retries`"), "{e}");
     }
 
     #[test]

@@ -72,6 +72,37 @@ impl ExitSet {
     }
 }
 
+/// Readiness by polling a `check` program (`[readiness]` in service.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckCfg {
+    /// Delay between the end of a failed attempt and the next, ms.
+    pub interval_ms: Millis,
+    /// An attempt running longer is killed (and is a "not yet").
+    pub timeout_ms: Millis,
+}
+
+/// The health probe (`[health]` in service.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCfg {
+    /// Delay between the end of a probe and the next, ms.
+    pub interval_ms: Millis,
+    /// A probe running longer is killed and counts as a failure.
+    pub timeout_ms: Millis,
+    /// Consecutive failures that restart the service.
+    pub failures: u32,
+    /// Delay after the start (or readiness, when configured) before the first probe.
+    pub grace_ms: Millis,
+}
+
+/// A helper child of supervise that is not `./run` or `./finish`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aux {
+    /// The readiness `check` program.
+    Check,
+    /// The health probe.
+    Probe,
+}
+
 /// Per-service settings. [`Config::default`] is exactly daemontools 0.76.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -96,6 +127,14 @@ pub struct Config {
     pub no_restart: ExitSet,
     /// Length of the death history (s6's `max-death-tally`).
     pub max_death_tally: usize,
+    /// Poll a check program for readiness.
+    pub check: Option<CheckCfg>,
+    /// Probe the running service's health.
+    pub health: Option<HealthCfg>,
+    /// Readiness through a NOTIFY_SOCKET (sd_notify's `READY=1`).
+    pub notify_socket: bool,
+    /// One cgroup v2 per service (the loop owns it; the state only needs to know).
+    pub cgroup: bool,
 }
 
 impl Default for Config {
@@ -111,8 +150,40 @@ impl Default for Config {
             backoff: None,
             no_restart: ExitSet::default(),
             max_death_tally: svcore::sidecar::DEFAULT_DEATH_TALLY,
+            check: None,
+            health: None,
+            notify_socket: false,
+            cgroup: false,
         }
     }
+}
+
+impl Config {
+    /// True when "up" is not enough and run must report (or be found) ready.
+    pub fn readiness(&self) -> bool {
+        self.notify_fd.is_some() || self.notify_socket || self.check.is_some()
+    }
+}
+
+/// A running helper child (check or probe): its pid, the run it is about, and when it
+/// is killed for overrunning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuxRun {
+    /// Its pid.
+    pub pid: u32,
+    /// The pid of the run it examines (its result is ignored once that run is gone).
+    pub for_pid: u32,
+    /// When to KILL it.
+    pub kill_at: Millis,
+}
+
+/// The state of one kind of helper child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuxState {
+    /// When to start the next one.
+    pub next_at: Option<Millis>,
+    /// The one running, if any.
+    pub running: Option<AuxRun>,
 }
 
 /// Why a start is pending.
@@ -169,6 +240,18 @@ pub struct State {
     pub next_start: Option<Tai64n>,
     /// Gave up: a do-not-restart exit code, or finish exited 125.
     pub failed: bool,
+    /// The readiness check program.
+    pub check: AuxState,
+    /// The health probe.
+    pub probe: AuxState,
+    /// Result of the last probe of the current run (`None`: none yet).
+    pub health: Option<bool>,
+    /// Consecutive failed probes of the current run.
+    pub health_failures: u32,
+    /// End of the last probe.
+    pub health_stamp: Option<Tai64n>,
+    /// Restarts caused by failed probes.
+    pub health_restarts: u64,
 }
 
 /// Something that happened, fed to [`step`].
@@ -206,6 +289,18 @@ pub enum Event {
     },
     /// The deadline from [`State::next_deadline`] has passed.
     Timer,
+    /// The loop forked a helper child (after [`Action::SpawnAux`]).
+    AuxSpawned {
+        /// Which.
+        aux: Aux,
+        /// Its pid.
+        pid: u32,
+    },
+    /// A helper child could not be started (the loop printed why).
+    AuxFailed {
+        /// Which.
+        aux: Aux,
+    },
 }
 
 /// Something for the loop to do, in order.
@@ -233,6 +328,9 @@ pub enum Action {
     WriteDeaths,
     /// Write one byte to every FIFO in `event/` (s6's fifodir, REFERENCE.md §11.5).
     Notify(u8),
+    /// Fork a helper child (check or probe) under setsid, then feed back
+    /// [`Event::AuxSpawned`] or [`Event::AuxFailed`].
+    SpawnAux(Aux),
     /// Write status one last time and exit 0.
     Exit,
 }
@@ -301,6 +399,12 @@ impl State {
             backoff_ms: 0,
             next_start: None,
             failed: false,
+            check: AuxState::default(),
+            probe: AuxState::default(),
+            health: None,
+            health_failures: 0,
+            health_stamp: None,
+            health_restarts: 0,
         }
     }
 
@@ -321,7 +425,7 @@ impl State {
         } else if self.pid != 0 {
             if self.ready {
                 Phase::Ready
-            } else if self.config.notify_fd.is_some() {
+            } else if self.config.readiness() {
                 Phase::Starting
             } else {
                 Phase::Up
@@ -366,6 +470,10 @@ impl State {
                 None
             },
             backoff_ms: self.backoff_ms,
+            health: self.health,
+            health_failures: self.health_failures,
+            health_stamp: self.health_stamp,
+            health_restarts: self.health_restarts,
         }
     }
 
@@ -376,6 +484,10 @@ impl State {
             self.start_at.map(|(at, _)| at),
             self.kill_at,
             self.finish_kill_at,
+            self.check.next_at,
+            self.check.running.map(|r| r.kill_at),
+            self.probe.next_at,
+            self.probe.running.map(|r| r.kill_at),
         ]
         .into_iter()
         .flatten()
@@ -426,6 +538,40 @@ impl State {
             .last_start
             .map_or(now.mono, |t| t.saturating_add(self.config.floor_ms));
         self.plan_start(at, now, out);
+    }
+
+    /// Run is ready (notification fd, socket or check): set the flag and stamp, emit
+    /// `U`, and start the health grace period. Only once per run.
+    fn become_ready(&mut self, now: Now, out: &mut Actions) {
+        if self.ready || self.pid == 0 {
+            return;
+        }
+        self.ready = true;
+        self.ready_stamp = Some(now.tai);
+        self.check.next_at = None;
+        out.push(Action::Notify(b'U'));
+        self.schedule_first_probe(now);
+    }
+
+    /// Plans the first health probe of this run, `grace` from now.
+    fn schedule_first_probe(&mut self, now: Now) {
+        if let Some(h) = self.config.health {
+            self.probe.next_at = Some(now.mono.saturating_add(h.grace_ms));
+        }
+    }
+
+    /// KILLs a helper child (its whole group: it runs under setsid) and forgets its
+    /// schedule; its result, when reaped, is ignored.
+    fn stop_aux(which: &mut AuxState, out: &mut Actions) {
+        which.next_at = None;
+        if let Some(r) = which.running.as_mut() {
+            // Mark it as belonging to no run, so its exit is ignored.
+            r.for_pid = 0;
+            out.push(Action::Kill {
+                pid: -(r.pid as i32),
+                sig: SIGKILL,
+            });
+        }
     }
 
     /// After run's death (and finish, if any): restart, exit, or stay down.
@@ -500,6 +646,16 @@ pub fn step(st: &mut State, ev: Event, now: Now) -> Actions {
             st.next_start = None;
             st.ready = false;
             st.starts += 1;
+            st.health = None;
+            st.health_failures = 0;
+            if st.config.check.is_some() {
+                // The first check runs at once (through the timer); later ones after
+                // check-interval.
+                st.check.next_at = Some(now.mono);
+            }
+            if !st.config.readiness() {
+                st.schedule_first_probe(now);
+            }
             out.push(Action::WriteStatus);
             out.push(Action::Notify(b'u'));
         }
@@ -526,6 +682,10 @@ pub fn step(st: &mut State, ev: Event, now: Now) -> Actions {
         Event::ChildExited { pid, wstatus } => {
             if pid != 0 && pid == st.pid {
                 run_died(st, wstatus, now, &mut out);
+            } else if pid != 0 && st.check.running.is_some_and(|r| r.pid == pid) {
+                check_done(st, pid, wstatus, now, &mut out);
+            } else if pid != 0 && st.probe.running.is_some_and(|r| r.pid == pid) {
+                probe_done(st, pid, wstatus, now, &mut out);
             } else if pid != 0 && pid == st.finish_pid {
                 st.finish_pid = 0;
                 st.finish_kill_at = None;
@@ -536,13 +696,39 @@ pub fn step(st: &mut State, ev: Event, now: Now) -> Actions {
             // Any other pid is not ours to care about (0.76 ignores every pid but its own).
         }
         Event::Ready { pid } => {
-            if pid != 0 && pid == st.pid && !st.ready {
-                st.ready = true;
-                st.ready_stamp = Some(now.tai);
-                out.push(Action::Notify(b'U'));
+            if pid != 0 && pid == st.pid {
+                st.become_ready(now, &mut out);
             }
         }
         Event::Timer => timer(st, now, &mut out),
+        Event::AuxSpawned { aux, pid } => {
+            let (timeout, a) = match aux {
+                Aux::Check => (st.config.check.map_or(0, |c| c.timeout_ms), &mut st.check),
+                Aux::Probe => (st.config.health.map_or(0, |h| h.timeout_ms), &mut st.probe),
+            };
+            a.running = Some(AuxRun {
+                pid,
+                for_pid: st.pid,
+                kill_at: now.mono.saturating_add(timeout),
+            });
+        }
+        Event::AuxFailed { aux } => {
+            // Try again after the interval, as after a failed attempt.
+            match aux {
+                Aux::Check => {
+                    st.check.next_at = st
+                        .config
+                        .check
+                        .map(|c| now.mono.saturating_add(c.interval_ms));
+                }
+                Aux::Probe => {
+                    st.probe.next_at = st
+                        .config
+                        .health
+                        .map(|h| now.mono.saturating_add(h.interval_ms));
+                }
+            }
+        }
         Event::Control(b) => {
             st.commands += 1;
             control(st, b, now, &mut out);
@@ -559,6 +745,10 @@ fn run_died(st: &mut State, wstatus: i32, now: Now, out: &mut Actions) {
     st.ready = false;
     st.kill_at = None;
     st.deaths += 1;
+    State::stop_aux(&mut st.check, out);
+    State::stop_aux(&mut st.probe, out);
+    st.health = None;
+    st.health_failures = 0;
     if st.config.max_death_tally > 0 {
         while st.history.len() >= st.config.max_death_tally {
             st.history.pop_front();
@@ -575,6 +765,59 @@ fn run_died(st: &mut State, wstatus: i32, now: Now, out: &mut Actions) {
     // ./finish runs after every death (the loop skips it when there is no file). 0.76
     // has no finish, and a missing file leads straight to the restart rule below.
     out.push(Action::SpawnFinish { wstatus });
+}
+
+/// The readiness check exited: exit 0 means ready; anything else, try again later.
+fn check_done(st: &mut State, pid: u32, wstatus: i32, now: Now, out: &mut Actions) {
+    let for_pid = st.check.running.map_or(0, |r| r.for_pid);
+    let _ = pid;
+    st.check.running = None;
+    if for_pid == 0 || for_pid != st.pid || st.ready {
+        return;
+    }
+    if svcore::proc::exit_code(wstatus) == Some(0) {
+        st.become_ready(now, out);
+    } else if let Some(c) = st.config.check {
+        st.check.next_at = Some(now.mono.saturating_add(c.interval_ms));
+    }
+}
+
+/// The health probe exited: exit 0 is healthy. After `failures` consecutive failures,
+/// restart run the way `svc -t` would, with the down signal (want stays up).
+fn probe_done(st: &mut State, pid: u32, wstatus: i32, now: Now, out: &mut Actions) {
+    let for_pid = st.probe.running.map_or(0, |r| r.for_pid);
+    let _ = pid;
+    st.probe.running = None;
+    if for_pid == 0 || for_pid != st.pid {
+        return;
+    }
+    let Some(h) = st.config.health else {
+        return;
+    };
+    st.health_stamp = Some(now.tai);
+    if svcore::proc::exit_code(wstatus) == Some(0) {
+        st.health = Some(true);
+        st.health_failures = 0;
+    } else {
+        st.health = Some(false);
+        st.health_failures = st.health_failures.saturating_add(1);
+    }
+    if st.health_failures >= h.failures && st.want == Want::Up && st.kill_at.is_none() {
+        st.health_restarts += 1;
+        out.push(Action::Kill {
+            pid: st.target(),
+            sig: st.config.down_signal,
+        });
+        out.push(Action::Kill {
+            pid: st.target(),
+            sig: SIGCONT,
+        });
+        if let Some(t) = st.config.timeout_kill_ms {
+            st.kill_at = Some(now.mono.saturating_add(t));
+        }
+        return;
+    }
+    st.probe.next_at = Some(now.mono.saturating_add(h.interval_ms));
 }
 
 fn timer(st: &mut State, now: Now, out: &mut Actions) {
@@ -595,6 +838,50 @@ fn timer(st: &mut State, now: Now, out: &mut Actions) {
                 pid: st.finish_pid as i32,
                 sig: SIGKILL,
             });
+        }
+    }
+    for aux in [Aux::Check, Aux::Probe] {
+        let a = match aux {
+            Aux::Check => &mut st.check,
+            Aux::Probe => &mut st.probe,
+        };
+        if let Some(r) = a.running {
+            if r.kill_at <= now.mono {
+                // Overran its timeout: KILL its group; the reap counts it as a failure.
+                // Pushed out so it is not killed again while the reap is pending.
+                a.running = Some(AuxRun {
+                    kill_at: Millis::MAX,
+                    ..r
+                });
+                out.push(Action::Kill {
+                    pid: -(r.pid as i32),
+                    sig: SIGKILL,
+                });
+            }
+        }
+    }
+    if st.check.next_at.is_some_and(|at| at <= now.mono) {
+        st.check.next_at = None;
+        if st.pid != 0 && !st.ready && st.check.running.is_none() && st.config.check.is_some() {
+            out.push(Action::SpawnAux(Aux::Check));
+        }
+    }
+    if st.probe.next_at.is_some_and(|at| at <= now.mono) {
+        st.probe.next_at = None;
+        if st.paused && st.pid != 0 {
+            // A stopped service cannot answer; probing it would restart it. Look again
+            // after the interval.
+            st.probe.next_at = st
+                .config
+                .health
+                .map(|h| now.mono.saturating_add(h.interval_ms));
+        } else if st.pid != 0
+            && st.want == Want::Up
+            && st.kill_at.is_none()
+            && st.probe.running.is_none()
+            && st.config.health.is_some()
+        {
+            out.push(Action::SpawnAux(Aux::Probe));
         }
     }
     if let Some((at, _)) = st.start_at {
@@ -1464,5 +1751,345 @@ mod tests {
             ctl(&mut st, *b, 1);
         }
         assert_eq!(st.ext(1).commands, 3);
+    }
+
+    fn check_cfg() -> Config {
+        Config {
+            check: Some(CheckCfg {
+                interval_ms: 100,
+                timeout_ms: 1000,
+            }),
+            ..Config::default()
+        }
+    }
+
+    fn health_cfg() -> Config {
+        Config {
+            health: Some(HealthCfg {
+                interval_ms: 100,
+                timeout_ms: 50,
+                failures: 2,
+                grace_ms: 300,
+            }),
+            ..Config::default()
+        }
+    }
+
+    const FAIL: i32 = 1 << 8;
+
+    #[test]
+    fn check_is_polled_until_it_succeeds_then_ready() {
+        let mut st = with(check_cfg());
+        assert_eq!(st.phase(), Phase::Starting);
+        assert_eq!(st.next_deadline(), Some(0));
+        assert_eq!(run(&mut st, Event::Timer, 0), vec![SpawnAux(Aux::Check)]);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Check,
+                pid: 500,
+            },
+            at(0),
+        );
+        // Not yet: again after the interval.
+        let a = drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 500,
+                wstatus: FAIL,
+            },
+            50,
+        );
+        assert!(a.is_empty(), "{a:?}");
+        assert!(!st.ready);
+        assert_eq!(st.next_deadline(), Some(150));
+        assert_eq!(run(&mut st, Event::Timer, 150), vec![SpawnAux(Aux::Check)]);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Check,
+                pid: 501,
+            },
+            at(150),
+        );
+        let a = drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 501,
+                wstatus: 0,
+            },
+            200,
+        );
+        assert_eq!(a, vec![Notify(b'U')]);
+        assert!(st.ready);
+        assert_eq!(st.phase(), Phase::Ready);
+        assert_eq!(st.next_deadline(), None, "no more checks once ready");
+        // The 18-byte status never changed for it.
+        assert_eq!(st.status().pid, 42);
+    }
+
+    #[test]
+    fn check_that_overruns_is_killed_with_its_group() {
+        let mut st = with(check_cfg());
+        run(&mut st, Event::Timer, 0);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Check,
+                pid: 500,
+            },
+            at(0),
+        );
+        assert_eq!(st.next_deadline(), Some(1000));
+        assert_eq!(
+            run(&mut st, Event::Timer, 1000),
+            vec![Kill {
+                pid: -500,
+                sig: SIGKILL
+            }]
+        );
+        // Killed: a "not yet", so it is tried again.
+        drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 500,
+                wstatus: SIGKILL,
+            },
+            1001,
+        );
+        assert!(!st.ready);
+        assert_eq!(st.next_deadline(), Some(1101));
+    }
+
+    #[test]
+    fn run_death_kills_the_check_and_ignores_its_result() {
+        let mut st = with(check_cfg());
+        run(&mut st, Event::Timer, 0);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Check,
+                pid: 500,
+            },
+            at(0),
+        );
+        let a = drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: 0,
+            },
+            10,
+        );
+        assert!(a.contains(&Kill {
+            pid: -500,
+            sig: SIGKILL
+        }));
+        let a = drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 500,
+                wstatus: 0,
+            },
+            20,
+        );
+        assert!(a.is_empty(), "{a:?}");
+        assert!(!st.ready);
+        assert!(st.check.running.is_none());
+    }
+
+    #[test]
+    fn probe_failures_restart_the_service() {
+        let mut st = with(health_cfg());
+        assert_eq!(st.phase(), Phase::Up);
+        assert_eq!(st.next_deadline(), Some(300), "first probe after grace");
+        assert_eq!(run(&mut st, Event::Timer, 300), vec![SpawnAux(Aux::Probe)]);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Probe,
+                pid: 600,
+            },
+            at(300),
+        );
+        assert!(
+            drive(
+                &mut st,
+                Event::ChildExited {
+                    pid: 600,
+                    wstatus: FAIL
+                },
+                310
+            )
+            .is_empty()
+        );
+        assert_eq!(st.health, Some(false));
+        assert_eq!(st.health_failures, 1);
+        assert_eq!(st.ext(1).health_failures, 1);
+        assert_eq!(st.next_deadline(), Some(410));
+        assert_eq!(run(&mut st, Event::Timer, 410), vec![SpawnAux(Aux::Probe)]);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Probe,
+                pid: 601,
+            },
+            at(410),
+        );
+        assert_eq!(
+            drive(
+                &mut st,
+                Event::ChildExited {
+                    pid: 601,
+                    wstatus: FAIL
+                },
+                420
+            ),
+            vec![
+                Kill {
+                    pid: 42,
+                    sig: SIGTERM
+                },
+                Kill {
+                    pid: 42,
+                    sig: SIGCONT
+                }
+            ]
+        );
+        assert_eq!(st.health_restarts, 1);
+        assert_eq!(st.want, Want::Up, "want stays up: it is a restart");
+        assert_eq!(st.next_deadline(), None, "no probe until the next start");
+        // The death restarts it (after the floor), and health starts over.
+        exited(&mut st, 42, 430);
+        assert_eq!(st.health, None);
+        assert_eq!(run(&mut st, Event::Timer, 1000), vec![Spawn]);
+        step(&mut st, Event::Spawned { pid: 43 }, at(1000));
+        assert_eq!(st.next_deadline(), Some(1300));
+    }
+
+    #[test]
+    fn probe_success_resets_the_failure_count() {
+        let mut st = with(health_cfg());
+        run(&mut st, Event::Timer, 300);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Probe,
+                pid: 600,
+            },
+            at(300),
+        );
+        drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 600,
+                wstatus: FAIL,
+            },
+            310,
+        );
+        run(&mut st, Event::Timer, 410);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Probe,
+                pid: 601,
+            },
+            at(410),
+        );
+        assert!(
+            drive(
+                &mut st,
+                Event::ChildExited {
+                    pid: 601,
+                    wstatus: 0
+                },
+                420
+            )
+            .is_empty()
+        );
+        assert_eq!(st.health, Some(true));
+        assert_eq!(st.health_failures, 0);
+        assert_eq!(st.ext(1).health, Some(true));
+    }
+
+    #[test]
+    fn probe_overrun_is_a_failure() {
+        let mut st = with(health_cfg());
+        run(&mut st, Event::Timer, 300);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Probe,
+                pid: 600,
+            },
+            at(300),
+        );
+        assert_eq!(
+            run(&mut st, Event::Timer, 350),
+            vec![Kill {
+                pid: -600,
+                sig: SIGKILL
+            }]
+        );
+        drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 600,
+                wstatus: SIGKILL,
+            },
+            351,
+        );
+        assert_eq!(st.health_failures, 1);
+    }
+
+    #[test]
+    fn no_probes_while_down_or_paused() {
+        let mut st = with(health_cfg());
+        ctl(&mut st, b'p', 100);
+        assert!(run(&mut st, Event::Timer, 300).is_empty());
+        assert_eq!(st.next_deadline(), Some(400));
+        ctl(&mut st, b'c', 350);
+        assert_eq!(run(&mut st, Event::Timer, 400), vec![SpawnAux(Aux::Probe)]);
+        step(
+            &mut st,
+            Event::AuxSpawned {
+                aux: Aux::Probe,
+                pid: 600,
+            },
+            at(400),
+        );
+        drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 600,
+                wstatus: FAIL,
+            },
+            410,
+        );
+        // After d, no more probes (and a failing result restarts nothing).
+        ctl(&mut st, b'd', 420);
+        assert!(run(&mut st, Event::Timer, 510).is_empty());
+    }
+
+    #[test]
+    fn with_readiness_the_probe_waits_for_ready() {
+        let mut st = with(Config {
+            notify_fd: Some(3),
+            ..health_cfg()
+        });
+        assert_eq!(st.next_deadline(), None);
+        assert_eq!(
+            drive(&mut st, Event::Ready { pid: 42 }, 1000),
+            vec![Notify(b'U')]
+        );
+        assert_eq!(st.next_deadline(), Some(1300));
+    }
+
+    #[test]
+    fn default_config_never_runs_helpers() {
+        let st = with(Config::default());
+        assert_eq!(st.next_deadline(), None);
+        assert!(!st.config.readiness());
+        assert_eq!(st.ext(1).health, None);
     }
 }

@@ -36,6 +36,10 @@
 //! | `last_exit_stamp` | time of the last death, or `-` |
 //! | `next_start` | the planned restart time while `state` is `backoff`/`failing`, or `-` |
 //! | `backoff_ms` | the delay of the current or last planned restart in milliseconds |
+//! | `health` | `-` (no probe configured, or none finished yet for this run), `ok` or `fail`: the last health probe |
+//! | `health_failures` | consecutive failed probes of the current run |
+//! | `health_stamp` | end of the last probe, or `-` |
+//! | `health_restarts` | restarts caused by failed probes since supervise started |
 //!
 //! # `supervise/deaths`
 //!
@@ -151,6 +155,43 @@ pub struct Ext {
     pub next_start: Option<Tai64n>,
     /// Delay of the current or last planned restart, ms.
     pub backoff_ms: u64,
+    /// Last health probe of the current run: `Some(true)` ok, `Some(false)` failed.
+    pub health: Option<bool>,
+    /// Consecutive failed probes of the current run.
+    pub health_failures: u32,
+    /// End of the last probe.
+    pub health_stamp: Option<Tai64n>,
+    /// Restarts caused by failed probes.
+    pub health_restarts: u64,
+}
+
+impl Default for Ext {
+    /// A supervise that knows nothing yet: state `down`, want `u`, every counter 0.
+    fn default() -> Ext {
+        Ext {
+            supervisor: 0,
+            commands: 0,
+            phase: Phase::Down,
+            pid: 0,
+            finish_pid: 0,
+            want: b'u',
+            paused: false,
+            exiting: false,
+            stamp: Tai64n::default(),
+            ready: false,
+            ready_stamp: None,
+            starts: 0,
+            deaths: 0,
+            last_exit: None,
+            last_exit_stamp: None,
+            next_start: None,
+            backoff_ms: 0,
+            health: None,
+            health_failures: 0,
+            health_stamp: None,
+            health_restarts: 0,
+        }
+    }
 }
 
 impl Ext {
@@ -201,6 +242,19 @@ pub fn encode(e: &Ext) -> String {
     s.push_str("\nnext_start ");
     stamp_or_dash(&mut s, e.next_start);
     let _ = writeln!(s, "\nbackoff_ms {}", e.backoff_ms);
+    let _ = writeln!(
+        s,
+        "health {}",
+        match e.health {
+            None => "-",
+            Some(true) => "ok",
+            Some(false) => "fail",
+        }
+    );
+    let _ = writeln!(s, "health_failures {}", e.health_failures);
+    s.push_str("health_stamp ");
+    stamp_or_dash(&mut s, e.health_stamp);
+    let _ = writeln!(s, "\nhealth_restarts {}", e.health_restarts);
     s
 }
 
@@ -219,25 +273,7 @@ fn parse_stamp(v: &str) -> Result<Option<Tai64n>, ()> {
 /// key, or a `version` other than 1, is `InvalidData` ("bad format").
 pub fn decode(text: &str) -> io::Result<Ext> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad format");
-    let mut e = Ext {
-        supervisor: 0,
-        commands: 0,
-        phase: Phase::Down,
-        pid: 0,
-        finish_pid: 0,
-        want: b'u',
-        paused: false,
-        exiting: false,
-        stamp: Tai64n::default(),
-        ready: false,
-        ready_stamp: None,
-        starts: 0,
-        deaths: 0,
-        last_exit: None,
-        last_exit_stamp: None,
-        next_start: None,
-        backoff_ms: 0,
-    };
+    let mut e = Ext::default();
     let mut seen_version = false;
     let mut seen_state = false;
     for line in text.lines() {
@@ -288,6 +324,17 @@ pub fn decode(text: &str) -> io::Result<Ext> {
             "last_exit_stamp" => e.last_exit_stamp = parse_stamp(v).map_err(|_| bad())?,
             "next_start" => e.next_start = parse_stamp(v).map_err(|_| bad())?,
             "backoff_ms" => e.backoff_ms = num(v)?,
+            "health" => {
+                e.health = match v {
+                    "-" => None,
+                    "ok" => Some(true),
+                    "fail" => Some(false),
+                    _ => return Err(bad()),
+                }
+            }
+            "health_failures" => e.health_failures = num(v)? as u32,
+            "health_stamp" => e.health_stamp = parse_stamp(v).map_err(|_| bad())?,
+            "health_restarts" => e.health_restarts = num(v)?,
             _ => {}
         }
     }
@@ -394,6 +441,10 @@ mod tests {
             last_exit_stamp: Some(Tai64n::from_unix(1_699_999_999, 500)),
             next_start: None,
             backoff_ms: 1000,
+            health: Some(false),
+            health_failures: 2,
+            health_stamp: Some(Tai64n::from_unix(1_700_000_002, 500)),
+            health_restarts: 1,
         }
     }
 
@@ -422,13 +473,18 @@ mod tests {
                 "last_exit",
                 "last_exit_stamp",
                 "next_start",
-                "backoff_ms"
+                "backoff_ms",
+                "health",
+                "health_failures",
+                "health_stamp",
+                "health_restarts"
             ]
         );
         assert!(t.contains("\nstate ready\n"));
         assert!(t.contains("\nrestarts 2\n"));
         assert!(t.contains("\nnext_start -\n"));
-        assert!(t.ends_with("backoff_ms 1000\n"));
+        assert!(t.contains("\nbackoff_ms 1000\nhealth fail\nhealth_failures 2\n"));
+        assert!(t.ends_with("health_restarts 1\n"));
     }
 
     #[test]
