@@ -3,6 +3,7 @@
 mod svc;
 mod svok;
 mod svstat;
+mod svwait;
 mod supervise;
 mod readproctitle;
 mod svscan;
