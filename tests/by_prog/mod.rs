@@ -1,11 +1,12 @@
 //! One module per program.
 
+mod chain;
+mod readproctitle;
+mod supervise;
 mod svc;
 mod svok;
+mod svscan;
 mod svstat;
 mod svwait;
-mod supervise;
-mod readproctitle;
-mod svscan;
-mod chain;
+mod svgroup;
 mod svprobe;
