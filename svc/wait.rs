@@ -70,7 +70,7 @@ pub struct Goal {
 }
 
 /// What [`look`] found in a DIR's sidecar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sidecar {
     /// No `status.ext`: not our supervise.
     Absent,
@@ -149,7 +149,7 @@ pub fn judge(goal: &Goal, snap: &Snapshot) -> Verdict {
         }
     }
     let r = &svc.record;
-    let ext = match snap.ext {
+    let ext = match &snap.ext {
         Sidecar::Fresh(e) => Some(e),
         // The sidecar lags `status` for a moment; only the counter can be read from it.
         Sidecar::Stale(_) if !matches!(goal.target, Target::Nothing | Target::Exited) => {
