@@ -3,3 +3,4 @@
 mod differential;
 mod boot;
 mod pid1;
+mod openacs;
