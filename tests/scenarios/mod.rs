@@ -4,3 +4,4 @@ mod differential;
 mod boot;
 mod pid1;
 mod openacs;
+mod beyond;

@@ -1,0 +1,391 @@
+//! Issue 6 end to end: our supervise on service dirs that use the features beyond 0.76
+//! (docs/supervise.md, REFERENCE.md §11-12), observed through the files it publishes
+//! (`supervise/status`, `supervise/status.ext`, `supervise/deaths`) and the processes.
+//!
+//! Every wait is on observable state with a deadline; timing only ever appears as a lower
+//! bound inside a service's own script (a run that stays up at least N seconds), never as
+//! synchronisation of the test.
+#![allow(clippy::unwrap_used)]
+
+use crate::harness::{self, DEADLINE, Running, Scratch, bin, oracle, ours, pid_alive, wait_until};
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+/// `supervise/status.ext` as key → value (empty when missing or being replaced). Read as
+/// text, so these tests do not depend on which keys svcore::sidecar knows.
+fn ext(dir: &Path) -> HashMap<String, String> {
+    fs::read_to_string(dir.join("supervise/status.ext"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn get(e: &HashMap<String, String>, k: &str) -> String {
+    e.get(k).cloned().unwrap_or_default()
+}
+
+fn num(e: &HashMap<String, String>, k: &str) -> u64 {
+    get(e, k).parse().unwrap_or(0)
+}
+
+/// What a failed wait prints: the sidecar, the deaths file and supervise's stderr.
+fn report(dir: &Path, sup: &Running) -> String {
+    format!(
+        "status.ext:\n{}\ndeaths:\n{}\nsupervise stderr:\n{}",
+        fs::read_to_string(dir.join("supervise/status.ext")).unwrap_or_default(),
+        fs::read_to_string(dir.join("supervise/deaths")).unwrap_or_default(),
+        sup.stderr()
+    )
+}
+
+/// Waits until `cond` holds on the sidecar.
+fn wait_ext(
+    dir: &Path,
+    sup: &Running,
+    deadline: Duration,
+    what: &str,
+    cond: impl Fn(&HashMap<String, String>) -> bool,
+) -> HashMap<String, String> {
+    wait_until(
+        deadline,
+        || format!("{what}\n{}", report(dir, sup)),
+        || cond(&ext(dir)),
+    );
+    ext(dir)
+}
+
+fn supervise(s: &Scratch, dir: &Path) -> Running {
+    harness::start_supervise(&bin("supervise"), dir, s.path(), "supervise")
+}
+
+fn svc(flags: &str, dir: &Path) {
+    let mut c = ours("svc");
+    c.arg(flags).arg(dir);
+    let o = harness::run(c);
+    assert!(o.status.success(), "svc {flags}: {}", harness::stderr(&o));
+}
+
+/// The last line of `supervise/deaths`: (pid, raw wait status).
+fn last_death(dir: &Path) -> Option<(u32, i32)> {
+    let text = fs::read_to_string(dir.join("supervise/deaths")).ok()?;
+    let mut f = text.lines().last()?.split_whitespace().skip(1);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// A pid written by a run script into `file`, once it is there and complete.
+fn pid_in(file: &Path) -> Option<u32> {
+    let t = fs::read_to_string(file).ok()?;
+    if !t.ends_with('\n') {
+        return None;
+    }
+    t.trim().parse().ok()
+}
+
+/// KILLs the process group of a service that runs in its own session (setsid), when a
+/// test fails before stopping it: the harness's guard only reaches supervise's group.
+struct GroupGuard(Vec<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        for &pgid in &self.0 {
+            if pid_alive(pgid) {
+                // SAFETY: kill(2) on the process group of a run script this test started.
+                unsafe {
+                    libc::kill(-(pgid as i32), libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn beyond_readiness_via_notification_fd_after_a_delay() {
+    let s = Scratch::new();
+    // Ready only once the test allows it: a newline on fd 3 (s6's protocol, §11.2).
+    let dir = s.service(
+        "svc",
+        "while [ ! -e go ]; do sleep 0.02; done\necho >&3\nexec sleep 1000",
+    );
+    fs::write(dir.join("notification-fd"), "3\n").unwrap();
+    let sup = supervise(&s, &dir);
+
+    let e = wait_ext(&dir, &sup, DEADLINE, "run up, not ready", |e| {
+        get(e, "state") == "starting" && num(e, "pid") > 0
+    });
+    assert_eq!(get(&e, "ready"), "0");
+    assert_eq!(get(&e, "ready_stamp"), "-");
+    // The 18-byte status and the 0.76 svstat line say "up", as 0.76 would (§12).
+    assert_eq!(harness::status_pid(&dir), num(&e, "pid") as u32);
+    let o = harness::run({
+        let mut c = harness::cmd(oracle("svstat"));
+        c.arg(&dir);
+        c
+    });
+    assert!(
+        harness::stdout(&o).contains(": up (pid "),
+        "Debian's svstat: {}",
+        harness::stdout(&o)
+    );
+
+    fs::write(dir.join("go"), "").unwrap();
+    let e = wait_ext(&dir, &sup, DEADLINE, "ready", |e| {
+        get(e, "state") == "ready"
+    });
+    assert_eq!(get(&e, "ready"), "1");
+    assert!(get(&e, "ready_stamp").starts_with('@'), "{e:?}");
+    assert_eq!(harness::status_bytes(&dir).len(), 18);
+}
+
+#[test]
+fn beyond_crash_loop_backs_off_then_resets_after_staying_up() {
+    let s = Scratch::new();
+    // Exits at once (a crash loop) until `stay` exists; then stays up at least 2 s, which
+    // is longer than reset-after, and exits again.
+    let dir = s.service("svc", "if [ -e stay ]; then sleep 2; fi\nexit 1");
+    fs::write(
+        dir.join("service.toml"),
+        "[backoff]\ninitial = 1000\nmax = 2000\nfactor = 2\nreset-after = 1500\n",
+    )
+    .unwrap();
+    let sup = supervise(&s, &dir);
+    let long = Duration::from_secs(30);
+
+    // 1st death: initial delay; 2nd: doubled, which is the cap: "failing".
+    wait_ext(&dir, &sup, long, "backoff after the 1st death", |e| {
+        num(e, "deaths") >= 1 && matches!(get(e, "state").as_str(), "backoff" | "failing")
+    });
+    let e = wait_ext(&dir, &sup, long, "failing at the cap", |e| {
+        get(e, "state") == "failing"
+    });
+    assert_eq!(num(&e, "backoff_ms"), 2000, "{e:?}");
+    assert!(num(&e, "deaths") >= 2);
+    assert!(get(&e, "next_start").starts_with('@'), "{e:?}");
+    assert_eq!(get(&e, "want"), "u");
+    // Honest 0.76 status while waiting: no pid.
+    assert_eq!(harness::status_pid(&dir), 0);
+    let (_, w) = last_death(&dir).unwrap();
+    assert_eq!(w, 1 << 8, "exit 1 recorded in the deaths file");
+
+    // Now a run stays up longer than reset-after: its death plans the initial delay again.
+    fs::write(dir.join("stay"), "").unwrap();
+    let e = wait_ext(&dir, &sup, long, "the delay reset to initial", |e| {
+        num(e, "deaths") >= 3 && get(e, "state") == "backoff" && num(e, "backoff_ms") == 1000
+    });
+    assert!(num(&e, "starts") >= 3, "{e:?}");
+}
+
+#[test]
+fn beyond_timeout_kill_kills_a_daemon_that_ignores_term() {
+    let s = Scratch::new();
+    let dir = s.service(
+        "svc",
+        "trap '' TERM\necho $$ > pid.new && mv pid.new pid\nexec sleep 1000",
+    );
+    fs::write(dir.join("timeout-kill"), "300\n").unwrap();
+    let sup = supervise(&s, &dir);
+    // The trap is set once the script wrote its pid.
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || pid_in(&dir.join("pid")).is_some(),
+    );
+    let pid = pid_in(&dir.join("pid")).unwrap();
+    assert_eq!(harness::status_pid(&dir), pid);
+
+    // Debian's svc, unchanged: `d` sends TERM+CONT; supervise adds the KILL.
+    let o = harness::run({
+        let mut c = harness::cmd(oracle("svc"));
+        c.arg("-d").arg(&dir);
+        c
+    });
+    assert!(o.status.success());
+    wait_until(
+        DEADLINE,
+        || format!("the daemon to die\n{}", report(&dir, &sup)),
+        || !pid_alive(pid) && harness::status_pid(&dir) == 0,
+    );
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || last_death(&dir).is_some(),
+    );
+    assert_eq!(
+        last_death(&dir),
+        Some((pid, libc::SIGKILL)),
+        "killed by SIGKILL"
+    );
+    let e = wait_ext(&dir, &sup, DEADLINE, "down", |e| get(e, "state") == "down");
+    assert_eq!(get(&e, "want"), "d");
+}
+
+/// A run that forks a grandchild into the background and waits.
+const FORKING_RUN: &str = "sleep 1000 &\necho $! > gc.new && mv gc.new gc\nwait";
+
+#[test]
+fn beyond_setsid_stop_kills_the_grandchild_with_the_group() {
+    let s = Scratch::new();
+    let dir = s.service("svc", FORKING_RUN);
+    fs::write(dir.join("service.toml"), "setsid = true\n").unwrap();
+    let sup = supervise(&s, &dir);
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || pid_in(&dir.join("gc")).is_some(),
+    );
+    let gc = pid_in(&dir.join("gc")).unwrap();
+    let pid = harness::status_pid(&dir);
+    let _guard = GroupGuard(vec![pid]);
+    assert!(pid_alive(gc));
+    // run leads its own session (and so its process group).
+    // SAFETY: getsid/getpgid only read process attributes.
+    let (sid, pgid) = unsafe { (libc::getsid(pid as i32), libc::getpgid(gc as i32)) };
+    assert_eq!(sid, pid as i32);
+    assert_eq!(pgid, pid as i32);
+
+    svc("-d", &dir);
+    wait_until(
+        DEADLINE,
+        || {
+            format!(
+                "run {pid} and grandchild {gc} to die\n{}",
+                report(&dir, &sup)
+            )
+        },
+        || !pid_alive(pid) && !pid_alive(gc),
+    );
+    wait_ext(&dir, &sup, DEADLINE, "down", |e| get(e, "state") == "down");
+}
+
+#[test]
+fn beyond_without_setsid_the_grandchild_survives_a_stop() {
+    // The contrast: the 0.76 default signals the pid only (§12.7 compat).
+    let s = Scratch::new();
+    let dir = s.service("svc", FORKING_RUN);
+    let sup = supervise(&s, &dir);
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || pid_in(&dir.join("gc")).is_some(),
+    );
+    let gc = pid_in(&dir.join("gc")).unwrap();
+    let pid = harness::status_pid(&dir);
+    svc("-d", &dir);
+    wait_until(DEADLINE, || report(&dir, &sup), || !pid_alive(pid));
+    assert!(pid_alive(gc), "the grandchild escaped, as in 0.76");
+    // SAFETY: the grandchild this test's service started; the harness would kill it too.
+    unsafe {
+        libc::kill(gc as i32, libc::SIGKILL);
+    }
+}
+
+/// Invalid `service.toml` files: each gives a warning naming the file, the line or the
+/// key, and what is wrong; the service still runs, with the defaults.
+#[test]
+fn beyond_invalid_service_toml_files_each_give_their_message() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "timeout-kill = \"x\"\n",
+            "line 1: timeout-kill: invalid type: string \"x\", expected u64",
+        ),
+        ("bogus = 1\n", "line 1: unknown field `bogus`"),
+        (
+            "notification-fd = 1\n",
+            "notification-fd: must be a descriptor from 3 to 1023, not 1",
+        ),
+        (
+            "[backoff]\nfactor = 0\n",
+            "backoff.factor: must be at least 1",
+        ),
+        (
+            "down-signal = \"NOPE\"\n",
+            "down-signal: unknown signal: \"NOPE\"",
+        ),
+        (
+            "no-restart-exit-codes = [300]\n",
+            "no-restart-exit-codes: 300 is not an exit code (0 to 255)",
+        ),
+        ("x = [\n", "line 2: invalid array"),
+    ];
+    for (i, (toml, want)) in cases.iter().enumerate() {
+        let s = Scratch::new();
+        let name = format!("t{i}");
+        let dir = s.service(&name, "exec sleep 1000");
+        fs::write(dir.join("service.toml"), toml).unwrap();
+        // supervise is started with a relative dir, so the message names it as given.
+        let mut c = harness::cmd(bin("supervise"));
+        c.arg(&name).current_dir(s.path());
+        let sup = Running::spawn(c, s.path(), "supervise");
+        let prefix = format!("supervise: warning: {name}/service.toml: ");
+        wait_until(
+            DEADLINE,
+            || format!("{toml:?}: warning; stderr: {:?}", sup.stderr()),
+            || sup.stderr().contains("using the defaults\n"),
+        );
+        let err = sup.stderr();
+        let line = err.lines().next().unwrap_or_default();
+        assert!(
+            line.starts_with(&prefix)
+                && line.contains(want)
+                && line.ends_with("; using the defaults"),
+            "{toml:?}: got {line:?}, want {prefix}...{want}...; using the defaults"
+        );
+        // An invalid file does not keep the service down.
+        wait_until(
+            DEADLINE,
+            || format!("{toml:?}: run up; stderr {err}"),
+            || harness::status_pid(&dir) != 0,
+        );
+    }
+}
+
+#[test]
+fn beyond_invalid_service_toml_later_keeps_the_last_good_settings() {
+    let s = Scratch::new();
+    let dir = s.service(
+        "svc",
+        "trap '' TERM\necho $$ > pid.new && mv pid.new pid\nexec sleep 1000",
+    );
+    fs::write(dir.join("service.toml"), "timeout-kill = 300\n").unwrap();
+    let sup = supervise(&s, &dir);
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || pid_in(&dir.join("pid")).is_some(),
+    );
+    let first = pid_in(&dir.join("pid")).unwrap();
+    assert_eq!(sup.stderr(), "");
+
+    // Broken while running: read again before the next start, which keeps the old values.
+    fs::write(dir.join("service.toml"), "timeout-kill = \"soon\"\n").unwrap();
+    fs::remove_file(dir.join("pid")).unwrap();
+    svc("-k", &dir);
+    wait_until(
+        DEADLINE,
+        || format!("a new run\n{}", report(&dir, &sup)),
+        || pid_in(&dir.join("pid")).is_some_and(|p| p != first),
+    );
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || sup.stderr().contains("keeping the last good settings"),
+    );
+    assert!(
+        sup.stderr()
+            .contains("service.toml: line 1: timeout-kill: invalid type: string \"soon\""),
+        "{}",
+        sup.stderr()
+    );
+    // timeout-kill = 300 still holds: the TERM-ignoring run is KILLed after `d`.
+    let second = pid_in(&dir.join("pid")).unwrap();
+    svc("-d", &dir);
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || !pid_alive(second) && last_death(&dir).is_some_and(|(p, _)| p == second),
+    );
+    assert_eq!(last_death(&dir), Some((second, libc::SIGKILL)));
+}
