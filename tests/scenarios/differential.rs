@@ -4,7 +4,12 @@
 //!
 //! * `our_tools`: our svc/svok/svstat driving Debian's supervise;
 //! * `our_supervise`: Debian's svc/svok/svstat driving our supervise;
-//! * `all_ours`: ours driving ours.
+//! * `all_ours`: ours driving ours;
+//! * `features_debian_tools` and `features_all_ours`: the same two with our supervise
+//!   running a service that switches on every opt-in feature of issue 6 ([`FEATURES`]:
+//!   `service.toml`, s6's `notification-fd`, `timeout-kill`, `timeout-finish`,
+//!   `max-death-tally`, a `finish` script). The reference stays Debian's plain run: the
+//!   features must not change anything a 0.76 client sees (REFERENCE.md §12).
 //!
 //! Every step appends one line to a transcript: exit codes, stderr, svstat lines (pids and
 //! seconds masked by `harness::normalize`), and status bytes with the stamp and pid masked.
@@ -110,8 +115,41 @@ while :; do sleep 600 & wait $!; done"#;
 
 const CRASHER: &str = "echo start >> starts\nexit 1";
 
+/// Every opt-in feature our supervise has, set so that none of them changes what a 0.76
+/// client sees in these scenarios: readiness that is never reported, a kill escalation
+/// after a long grace, a finish script that exits at once, backoff whose delays stay
+/// within the scenarios' deadlines, a health probe that always succeeds, run under setsid.
+const FEATURES: &[(&str, &str)] = &[
+    ("notification-fd", "3\n"),
+    ("timeout-kill", "60000\n"),
+    ("timeout-finish", "5000\n"),
+    ("max-death-tally", "10\n"),
+    (
+        "service.toml",
+        r#"setsid = true
+no-restart-exit-codes = [100]
+
+[backoff]
+initial = 500
+max = 2000
+factor = 2
+reset-after = 10000
+
+[health]
+command = "true"
+interval = 1000
+timeout = 5000
+failures = 3
+grace = 500
+"#,
+    ),
+];
+
+/// `finish` for [`FEATURES`]: records its arguments (s6's convention) and exits 0.
+const FINISH: &str = r#"echo "$@" >> finished"#;
+
 /// Runs one scenario with the given tools and supervise; returns the transcript.
-fn transcript(sc: &Scenario, tools: Side, sup: Side) -> Vec<String> {
+fn transcript(sc: &Scenario, tools: Side, sup: Side, features: bool) -> Vec<String> {
     let s = Scratch::new();
     // `nobody` must be able to reach `s` for the permission scenarios.
     fs::set_permissions(s.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -122,6 +160,12 @@ fn transcript(sc: &Scenario, tools: Side, sup: Side) -> Vec<String> {
     }
     if sc.down {
         fs::write(dir.join("down"), "").unwrap();
+    }
+    if features {
+        for (name, text) in FEATURES {
+            fs::write(dir.join(name), text).unwrap();
+        }
+        harness::write_script(&dir.join("finish"), FINISH);
     }
     let mut supervise = sc.supervise.then(|| {
         let mut c = harness::cmd(sup.program("supervise"));
@@ -184,8 +228,31 @@ fn transcript(sc: &Scenario, tools: Side, sup: Side) -> Vec<String> {
             }
         }
     }
+    if features && sup == Side::Ours && sc.supervise {
+        features_were_on(&dir, &sup_stderr(&supervise));
+    }
     drop(supervise);
     out
+}
+
+/// The features really were read: no settings warning, and the sidecar shows readiness
+/// configured (a running service stays `starting`: it never writes to fd 3).
+fn features_were_on(dir: &Path, sup_stderr: &str) {
+    assert!(
+        !sup_stderr.contains("service.toml") && !sup_stderr.contains("notification-fd"),
+        "settings rejected: {sup_stderr}"
+    );
+    let ext = fs::read_to_string(dir.join("supervise/status.ext")).unwrap_or_default();
+    if ext.contains("\nstate up\n") {
+        panic!("readiness not configured:\n{ext}");
+    }
+    // A restart happens only after ./finish has run (s6's convention, docs/supervise.md).
+    if lines(&dir.join("starts")).len() >= 2 {
+        assert!(
+            !lines(&dir.join("finished")).is_empty(),
+            "finish never ran:\n{ext}"
+        );
+    }
 }
 
 fn record(tool: Tool, args: &[&str], o: &std::process::Output) -> String {
@@ -240,12 +307,18 @@ fn holds(cond: Cond, dir: &Path, sup_stderr: &str) -> bool {
 
 /// Runs the reference and the candidate and compares.
 fn check(sc: &Scenario, tools: Side, sup: Side) {
-    let reference = transcript(sc, Side::Debian, Side::Debian);
-    let candidate = transcript(sc, tools, sup);
+    check_with(sc, tools, sup, false);
+}
+
+/// [`check`], the candidate's service optionally with every feature on ([`FEATURES`]).
+fn check_with(sc: &Scenario, tools: Side, sup: Side, features: bool) {
+    let reference = transcript(sc, Side::Debian, Side::Debian, false);
+    let candidate = transcript(sc, tools, sup, features);
     assert_eq!(
         candidate.join("\n"),
         reference.join("\n"),
-        "\ncandidate (tools {tools:?}, supervise {sup:?}) differs from Debian's (left = candidate)"
+        "\ncandidate (tools {tools:?}, supervise {sup:?}, features {features}) differs from \
+         Debian's (left = candidate)"
     );
 }
 
@@ -271,6 +344,14 @@ macro_rules! scenarios {
                 #[test]
                 fn all_ours() {
                     check(&SC, Side::Ours, Side::Ours);
+                }
+                #[test]
+                fn features_debian_tools() {
+                    check_with(&SC, Side::Debian, Side::Ours, true);
+                }
+                #[test]
+                fn features_all_ours() {
+                    check_with(&SC, Side::Ours, Side::Ours, true);
                 }
             }
         )*
