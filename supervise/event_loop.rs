@@ -15,7 +15,9 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
 use std::time::Instant;
+use svcore::cgroup::Cgroup;
 use svcore::errstr;
+use svcore::notify::{self, Field, NotifySocket};
 use svcore::proc::{self, Prepared, SpawnOptions};
 use svcore::selfpipe::SelfPipe;
 use svcore::sidecar;
@@ -94,6 +96,12 @@ pub struct Loop {
     pub check: Option<String>,
     /// `[health]` probe.
     pub probe: Option<Probe>,
+    /// The sd_notify socket `supervise/notify`, when `notify-socket` is on.
+    pub notify_socket: Option<NotifySocket>,
+    /// The service's cgroup, when `cgroup` is on and the host allows it.
+    pub cgroup: Option<Cgroup>,
+    /// Why the cgroup could not be had, once said (not repeated at every restart).
+    pub cgroup_error: Option<String>,
 }
 
 /// Follow-up events of one dispatch (spawn outcomes), handled in order; a fixed ring so
@@ -214,10 +222,12 @@ impl Loop {
                         let _ = proc::kill(pid, sig);
                     }
                     Action::WriteStatus => self.write_status(st),
+                    Action::KillCgroup => self.kill_cgroup(),
                     Action::Exit => {
                         // 0.76 announces once more after its loop returns.
                         self.write_status(st);
                         self.write_ext(st);
+                        self.cleanup();
                         return true;
                     }
                 }
@@ -243,11 +253,133 @@ impl Loop {
         }
     }
 
-    /// Takes new settings: the state machine's part, and the helper commands.
+    /// Takes new settings: the state machine's part, and the helper commands; then
+    /// opens or closes the notify socket to match.
     pub fn apply_settings(&mut self, st: &mut State, s: Settings) {
         st.config = s.config;
         self.check = s.check;
         self.probe = s.probe;
+        self.sync_notify_socket(st);
+    }
+
+    /// Binds `supervise/notify` and exports `NOTIFY_SOCKET` when the setting is on;
+    /// closes, removes and unexports it when the setting went away.
+    fn sync_notify_socket(&mut self, st: &State) {
+        if st.config.notify_socket && self.notify_socket.is_none() {
+            let path = Path::new(svdir::SUPERVISE).join(notify::NOTIFY_NAME);
+            match NotifySocket::bind(&path) {
+                Ok(sock) => {
+                    let abs = std::env::current_dir()
+                        .map(|d| d.join(&path))
+                        .unwrap_or_else(|_| path.clone());
+                    // SAFETY: supervise is single-threaded (STYLE.md P7): nothing reads
+                    // the environment concurrently. Children inherit it through exec.
+                    unsafe { std::env::set_var(notify::ENV_VAR, abs) };
+                    // A daemon that drops privileges (setuidgid) must be able to reach the
+                    // socket: make supervise/ searchable (no read bit: no names shown).
+                    allow_search(Path::new(svdir::SUPERVISE));
+                    self.notify_socket = Some(sock);
+                }
+                Err(e) => {
+                    errstr::warn(
+                        PROG,
+                        &format!(
+                            "unable to bind {}/{}: {}",
+                            self.dir,
+                            path.display(),
+                            errstr::io_str(&e)
+                        ),
+                    );
+                }
+            }
+        } else if !st.config.notify_socket {
+            if let Some(sock) = self.notify_socket.take() {
+                let _ = sock.remove();
+                // SAFETY: single-threaded, as above.
+                unsafe { std::env::remove_var(notify::ENV_VAR) };
+            }
+        }
+    }
+
+    /// Reads every waiting datagram on the notify socket: `READY=1` is readiness of the
+    /// current run, `STATUS=` and `MAINPID=` are published. Returns true on exit.
+    fn read_notify_socket(&mut self, st: &mut State) -> bool {
+        let mut ready = false;
+        while let Some(Ok(Some(msg))) = self.notify_socket.as_ref().map(NotifySocket::recv) {
+            if st.pid == 0 {
+                // No run to be about (a late message from a dead one).
+                continue;
+            }
+            for f in notify::parse(&msg) {
+                match f {
+                    Field::Ready => ready = true,
+                    Field::Status(t) => st.status_text = Some(t),
+                    Field::MainPid(p) => st.main_pid = p,
+                    _ => {}
+                }
+            }
+            self.ext_dirty = true;
+        }
+        if ready && st.pid != 0 {
+            let pid = st.pid;
+            return self.dispatch(st, Event::Ready { pid });
+        }
+        false
+    }
+
+    /// The service's cgroup, created on first use; `None` (with one warning) when the
+    /// host does not allow it.
+    fn service_cgroup(&mut self) -> Option<&Cgroup> {
+        if self.cgroup.is_none() {
+            // Unique per service dir (two services may share a name under different
+            // scan dirs): the absolute path, with `/` made `_` by cgroup::sanitize.
+            let name = std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| self.name.clone());
+            match Cgroup::create(&name) {
+                Ok(cg) => {
+                    self.cgroup_error = None;
+                    self.cgroup = Some(cg);
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "unable to create a cgroup for {}: {e}; running without one",
+                        self.dir
+                    );
+                    if self.cgroup_error.as_deref() != Some(msg.as_str()) {
+                        errstr::warn(PROG, &msg);
+                        self.cgroup_error = Some(msg);
+                    }
+                }
+            }
+        }
+        self.cgroup.as_ref()
+    }
+
+    /// Kills everything in the service's cgroup (a no-op without one).
+    fn kill_cgroup(&self) {
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.kill() {
+                errstr::warn(
+                    PROG,
+                    &format!(
+                        "unable to kill the cgroup of {}: {}",
+                        self.dir,
+                        errstr::io_str(&e)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// On exit: the socket file and an empty cgroup are removed.
+    fn cleanup(&self) {
+        if let Some(sock) = &self.notify_socket {
+            let _ = sock.remove();
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.remove();
+        }
     }
 
     /// Forks a helper child (readiness check or health probe) in the service dir under
@@ -293,7 +425,7 @@ impl Loop {
         };
         let opts = SpawnOptions {
             setsid: true,
-            notify_fd: None,
+            ..SpawnOptions::default()
         };
         match proc::spawn(&prepared, &opts) {
             Ok(pid) => Event::AuxSpawned { aux, pid },
@@ -317,7 +449,16 @@ impl Loop {
         let mut opts = SpawnOptions {
             setsid: st.config.process_group,
             notify_fd: None,
+            cgroup_procs: None,
         };
+        // cgroup v2: the child joins it itself before exec (no race with its forks).
+        // The descriptor only has to live until the fork is done.
+        let procs = if st.config.cgroup {
+            self.service_cgroup().and_then(|cg| cg.procs_file().ok())
+        } else {
+            None
+        };
+        opts.cgroup_procs = procs.as_ref().map(|f| f.as_raw_fd());
         // s6's notification-fd: a pipe whose write end becomes fd N in run.
         let mut pipe_ends: Option<(File, File)> = None;
         if let Some(n) = st.config.notify_fd {
@@ -476,14 +617,26 @@ impl Loop {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                // A negative fd is ignored by poll: slots for features not in use.
                 libc::pollfd {
                     fd: self.notify.as_ref().map_or(-1, |(_, f)| f.as_raw_fd()),
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: self.notify_socket.as_ref().map_or(-1, NotifySocket::fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
-            let nfds: libc::nfds_t = if self.notify.is_some() { 3 } else { 2 };
-            // SAFETY: poll on an array of initialised pollfd structs we own; nfds <= 3.
+            let nfds: libc::nfds_t = if self.notify_socket.is_some() {
+                4
+            } else if self.notify.is_some() {
+                3
+            } else {
+                2
+            };
+            // SAFETY: poll on an array of initialised pollfd structs we own; nfds <= 4.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout) };
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 // poll only fails on EINTR or on bugs (EFAULT, EINVAL); carrying on is the
@@ -527,6 +680,9 @@ impl Loop {
             if fds[2].revents != 0 && self.read_notify(st) {
                 return errstr::EXIT_OK;
             }
+            if fds[3].revents != 0 && self.read_notify_socket(st) {
+                return errstr::EXIT_OK;
+            }
 
             // 4. Timers.
             let now = self.now().mono;
@@ -536,6 +692,20 @@ impl Loop {
             if self.status_retry.is_some_and(|(at, _)| at <= now) {
                 self.write_status(st);
             }
+        }
+    }
+}
+
+/// Adds the search bits for group and others to `dir` (for the notify socket).
+fn allow_search(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(dir) {
+        let mode = m.permissions().mode();
+        if mode & 0o011 != 0o011 {
+            let _ = std::fs::set_permissions(
+                dir,
+                std::fs::Permissions::from_mode((mode | 0o011) & 0o7777),
+            );
         }
     }
 }

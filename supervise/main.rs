@@ -150,6 +150,9 @@ fn start(path: &Path, dir: &str) -> Result<(Loop, State), Fatal> {
         self_pid: std::process::id(),
         check: None,
         probe: None,
+        notify_socket: None,
+        cgroup: None,
+        cgroup_error: None,
     };
     // Settings are checked at startup; an invalid file is a warning and 0.76 defaults.
     let settings = match settings::load(dir) {

@@ -252,6 +252,11 @@ pub struct State {
     pub health_stamp: Option<Tai64n>,
     /// Restarts caused by failed probes.
     pub health_restarts: u64,
+    /// Last `STATUS=` from the notify socket for the current run (published only; the
+    /// loop sets it, nothing decides on it).
+    pub status_text: Option<String>,
+    /// Last `MAINPID=` from the notify socket for the current run (published only).
+    pub main_pid: u32,
 }
 
 /// Something that happened, fed to [`step`].
@@ -328,6 +333,8 @@ pub enum Action {
     WriteDeaths,
     /// Write one byte to every FIFO in `event/` (s6's fifodir, REFERENCE.md §11.5).
     Notify(u8),
+    /// Kill everything left in the service's cgroup (`cgroup.kill`), when it has one.
+    KillCgroup,
     /// Fork a helper child (check or probe) under setsid, then feed back
     /// [`Event::AuxSpawned`] or [`Event::AuxFailed`].
     SpawnAux(Aux),
@@ -405,6 +412,8 @@ impl State {
             health_failures: 0,
             health_stamp: None,
             health_restarts: 0,
+            status_text: None,
+            main_pid: 0,
         }
     }
 
@@ -474,6 +483,8 @@ impl State {
             health_failures: self.health_failures,
             health_stamp: self.health_stamp,
             health_restarts: self.health_restarts,
+            status_text: self.status_text.clone(),
+            main_pid: self.main_pid,
         }
     }
 
@@ -648,6 +659,8 @@ pub fn step(st: &mut State, ev: Event, now: Now) -> Actions {
             st.starts += 1;
             st.health = None;
             st.health_failures = 0;
+            st.status_text = None;
+            st.main_pid = 0;
             if st.config.check.is_some() {
                 // The first check runs at once (through the timer); later ones after
                 // check-interval.
@@ -759,6 +772,12 @@ fn run_died(st: &mut State, wstatus: i32, now: Now, out: &mut Actions) {
             wstatus,
         });
     }
+    if st.config.cgroup {
+        // run is gone: whatever it left behind in its cgroup goes with it, so a
+        // restart or a stop leaves no stray grandchild (REFERENCE.md §12.7). Before
+        // finish, which does not run in the cgroup.
+        out.push(Action::KillCgroup);
+    }
     out.push(Action::WriteStatus);
     out.push(Action::WriteDeaths);
     out.push(Action::Notify(b'd'));
@@ -829,6 +848,9 @@ fn timer(st: &mut State, now: Now, out: &mut Actions) {
                 pid: st.target(),
                 sig: SIGKILL,
             });
+            if st.config.cgroup {
+                out.push(Action::KillCgroup);
+            }
         }
     }
     if st.finish_kill_at.is_some_and(|at| at <= now.mono) {
@@ -2091,5 +2113,45 @@ mod tests {
         assert_eq!(st.next_deadline(), None);
         assert!(!st.config.readiness());
         assert_eq!(st.ext(1).health, None);
+    }
+
+    #[test]
+    fn cgroup_is_killed_after_each_death_and_on_escalation() {
+        let mut st = with(Config {
+            cgroup: true,
+            timeout_kill_ms: Some(100),
+            ..Config::default()
+        });
+        ctl(&mut st, b'd', 10);
+        assert_eq!(
+            run(&mut st, Event::Timer, 110),
+            vec![
+                Kill {
+                    pid: 42,
+                    sig: SIGKILL
+                },
+                KillCgroup
+            ]
+        );
+        let a = drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: SIGKILL,
+            },
+            120,
+        );
+        assert_eq!(a.first(), Some(&KillCgroup));
+        // Without the setting, never.
+        let mut st = with(Config::default());
+        let a = drive(
+            &mut st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: 0,
+            },
+            120,
+        );
+        assert!(!a.contains(&KillCgroup));
     }
 }

@@ -26,6 +26,10 @@ pub struct SpawnOptions {
     /// `(target, source)`: dup `source` onto fd `target` in the child (s6's
     /// `notification-fd`, REFERENCE.md §11.2). `source` is close-on-exec in the parent.
     pub notify_fd: Option<(RawFd, RawFd)>,
+    /// An open `cgroup.procs` (close-on-exec in the parent): the child moves itself into
+    /// that cgroup between fork and exec, so nothing it forks can stay outside
+    /// (svcore::cgroup's "joining without a race"). A failure leaves it where it is.
+    pub cgroup_procs: Option<RawFd>,
 }
 
 /// A prepared command line: built (and allocated) before the fork, so the child only
@@ -102,6 +106,10 @@ fn child(p: &Prepared, opts: &SpawnOptions) -> ! {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         if opts.setsid {
             libc::setsid();
+        }
+        if let Some(fd) = opts.cgroup_procs {
+            // One write(2), no allocation (cgroup::join_self).
+            let _ = crate::cgroup::join_self(fd);
         }
         if let Some((target, source)) = opts.notify_fd {
             if target == source {

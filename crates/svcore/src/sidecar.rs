@@ -40,6 +40,8 @@
 //! | `health_failures` | consecutive failed probes of the current run |
 //! | `health_stamp` | end of the last probe, or `-` |
 //! | `health_restarts` | restarts caused by failed probes since supervise started |
+//! | `status_text` | the last `STATUS=` received on the notify socket for the current run (the rest of the line, newlines replaced by spaces), or `-` |
+//! | `main_pid` | the last `MAINPID=` received on the notify socket for the current run, or 0 |
 //!
 //! # `supervise/deaths`
 //!
@@ -119,7 +121,7 @@ impl Phase {
 }
 
 /// The decoded `status.ext`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ext {
     /// pid of supervise.
     pub supervisor: u32,
@@ -163,6 +165,10 @@ pub struct Ext {
     pub health_stamp: Option<Tai64n>,
     /// Restarts caused by failed probes.
     pub health_restarts: u64,
+    /// Last `STATUS=` text from the notify socket (one line).
+    pub status_text: Option<String>,
+    /// Last `MAINPID=` from the notify socket, 0 when none.
+    pub main_pid: u32,
 }
 
 impl Default for Ext {
@@ -190,6 +196,8 @@ impl Default for Ext {
             health_failures: 0,
             health_stamp: None,
             health_restarts: 0,
+            status_text: None,
+            main_pid: 0,
         }
     }
 }
@@ -255,6 +263,14 @@ pub fn encode(e: &Ext) -> String {
     s.push_str("health_stamp ");
     stamp_or_dash(&mut s, e.health_stamp);
     let _ = writeln!(s, "\nhealth_restarts {}", e.health_restarts);
+    match e.status_text.as_deref() {
+        // A line break would end the record early: the text stays one line.
+        Some(t) if !t.is_empty() => {
+            let _ = writeln!(s, "status_text {}", t.replace(['\n', '\r'], " "));
+        }
+        _ => s.push_str("status_text -\n"),
+    }
+    let _ = writeln!(s, "main_pid {}", e.main_pid);
     s
 }
 
@@ -335,6 +351,8 @@ pub fn decode(text: &str) -> io::Result<Ext> {
             "health_failures" => e.health_failures = num(v)? as u32,
             "health_stamp" => e.health_stamp = parse_stamp(v).map_err(|_| bad())?,
             "health_restarts" => e.health_restarts = num(v)?,
+            "status_text" => e.status_text = (v != "-").then(|| v.to_string()),
+            "main_pid" => e.main_pid = num(v)? as u32,
             _ => {}
         }
     }
@@ -445,6 +463,8 @@ mod tests {
             health_failures: 2,
             health_stamp: Some(Tai64n::from_unix(1_700_000_002, 500)),
             health_restarts: 1,
+            status_text: Some("serving 3 sites".into()),
+            main_pid: 1235,
         }
     }
 
@@ -477,14 +497,27 @@ mod tests {
                 "health",
                 "health_failures",
                 "health_stamp",
-                "health_restarts"
+                "health_restarts",
+                "status_text",
+                "main_pid"
             ]
         );
         assert!(t.contains("\nstate ready\n"));
         assert!(t.contains("\nrestarts 2\n"));
         assert!(t.contains("\nnext_start -\n"));
         assert!(t.contains("\nbackoff_ms 1000\nhealth fail\nhealth_failures 2\n"));
-        assert!(t.ends_with("health_restarts 1\n"));
+        assert!(t.ends_with("health_restarts 1\nstatus_text serving 3 sites\nmain_pid 1235\n"));
+    }
+
+    #[test]
+    fn status_text_stays_one_line() {
+        let mut e = sample();
+        e.status_text = Some("two\nlines".into());
+        let d = decode(&encode(&e)).unwrap();
+        assert_eq!(d.status_text.as_deref(), Some("two lines"));
+        assert_eq!(d.main_pid, 1235);
+        e.status_text = None;
+        assert!(encode(&e).contains("\nstatus_text -\n"));
     }
 
     #[test]
