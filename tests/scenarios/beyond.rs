@@ -131,13 +131,48 @@ fn beyond_readiness_via_notification_fd_after_a_delay() {
         harness::stdout(&o)
     );
 
+    // `svwait -U` (up and ready) waits while the service is only up...
+    let mut w = ours("svwait");
+    w.args(["-U", "-t", "30"]).arg(&dir);
+    let mut waiter = Running::spawn(w, s.path(), "svwait");
+    assert!(
+        waiter.try_wait().is_none(),
+        "svwait -U returned before readiness: {}",
+        waiter.stderr()
+    );
+    // ...and returns 0 once the daemon reports readiness.
     fs::write(dir.join("go"), "").unwrap();
-    let e = wait_ext(&dir, &sup, DEADLINE, "ready", |e| {
-        get(e, "state") == "ready"
-    });
+    let st = waiter.wait_exit(DEADLINE);
+    assert_eq!(st.code(), Some(0), "svwait: {}", waiter.stderr());
+    let e = ext(&dir);
+    assert_eq!(get(&e, "state"), "ready", "{}", report(&dir, &sup));
     assert_eq!(get(&e, "ready"), "1");
     assert!(get(&e, "ready_stamp").starts_with('@'), "{e:?}");
     assert_eq!(harness::status_bytes(&dir).len(), 18);
+}
+
+#[test]
+fn beyond_svwait_times_out_when_the_daemon_never_becomes_ready() {
+    let s = Scratch::new();
+    let dir = s.service("svc", "exec sleep 1000");
+    fs::write(dir.join("notification-fd"), "3\n").unwrap();
+    let sup = supervise(&s, &dir);
+    wait_ext(&dir, &sup, DEADLINE, "run up, not ready", |e| {
+        get(e, "state") == "starting" && num(e, "pid") > 0
+    });
+    // Up, so -u is satisfied at once; never ready, so -U times out (99, as s6-svwait).
+    let mut c = ours("svwait");
+    c.args(["-u", "-t", "10"]).arg(&dir);
+    let o = harness::run(c);
+    assert_eq!(o.status.code(), Some(0), "{}", harness::stderr(&o));
+    let mut c = ours("svwait");
+    c.args(["-U", "-t", "0.3"]).arg(&dir);
+    let o = harness::run(c);
+    assert_eq!(o.status.code(), Some(99));
+    assert_eq!(
+        harness::stderr(&o),
+        format!("svwait: fatal: timed out waiting for {}\n", dir.display())
+    );
 }
 
 #[test]
