@@ -746,10 +746,49 @@ fn masked(dir: &Path) -> (bool, u8, u8) {
 /// Runs one command sequence against a supervise binary; returns the masked status and
 /// the normalised line of Debian's svstat after each step.
 fn scenario(program: &Path, down_file: bool) -> Vec<((bool, u8, u8), String)> {
+    scenario_with(program, down_file, false)
+}
+
+/// Every opt-in feature of issue 6 switched on at once; 0.76 ignores all of these files.
+fn switch_everything_on(d: &Path) {
+    fs::write(
+        d.join("service.toml"),
+        "timeout-kill = 5000
+timeout-finish = 5000
+max-death-tally = 10
+setsid = true
+         cgroup = true
+no-restart-exit-codes = [99]
+         [backoff]
+initial = 1000
+max = 4000
+         [readiness]
+notify-socket = true
+check = \"true\"
+         [health]
+command = \"true\"
+interval = 200
+grace = 0
+",
+    )
+    .unwrap();
+    fs::write(d.join("notification-fd"), "5\n").unwrap();
+    fs::write(d.join("down-signal"), "TERM\n").unwrap();
+    harness::write_script(&d.join("finish"), "exit 0");
+}
+
+fn scenario_with(
+    program: &Path,
+    down_file: bool,
+    everything: bool,
+) -> Vec<((bool, u8, u8), String)> {
     let s = Scratch::new();
     let d = s.service("s", "exec sleep 600");
     if down_file {
         fs::write(d.join("down"), "").unwrap();
+    }
+    if everything {
+        switch_everything_on(&d);
     }
     let mut r = start_supervise(program, &d, s.path(), "sup");
     let svstat = || {
@@ -826,6 +865,17 @@ fn differential_status_matches_debian_supervise() {
     for down_file in [false, true] {
         let theirs = scenario(&oracle("supervise"), down_file);
         let ours = scenario(&bin("supervise"), down_file);
+        assert_eq!(ours, theirs, "down file: {down_file}");
+    }
+}
+
+/// Issue 6's compatibility proof: with every feature on, our supervise still shows
+/// Debian's svstat exactly what Debian's supervise shows (which ignores the files).
+#[test]
+fn differential_status_matches_with_every_feature_on() {
+    for down_file in [false, true] {
+        let theirs = scenario_with(&oracle("supervise"), down_file, true);
+        let ours = scenario_with(&bin("supervise"), down_file, true);
         assert_eq!(ours, theirs, "down file: {down_file}");
     }
 }
@@ -1488,4 +1538,40 @@ fn cgroup_kills_an_escaped_grandchild_on_stop() {
     }
     send(&d, b"dx");
     assert_eq!(r.wait_exit(DEADLINE).code(), Some(0));
+}
+
+#[test]
+fn backoff_resets_after_a_healthy_uptime() {
+    let s = Scratch::new();
+    let d = s.service(
+        "s",
+        "if [ -e crash ]; then exit 1; fi\necho $$ >>pids\nexec sleep 600",
+    );
+    fs::write(d.join("crash"), "").unwrap();
+    fs::write(
+        d.join("service.toml"),
+        "[backoff]\ninitial = 200\nmax = 1600\nfactor = 2\nreset-after = 500\n",
+    )
+    .unwrap();
+    let r = ours(&s, &d);
+    wait_until(
+        Duration::from_secs(20),
+        || format!("backoff grows: {:?}", ext(&d)),
+        || ext(&d).is_some_and(|e| e.backoff_ms >= 800),
+    );
+    fs::remove_file(d.join("crash")).unwrap();
+    let pid = wait_new_pid(&d, &r, 0);
+    wait_pid_recorded(&d, pid);
+    // Stay up past reset-after (this wait is the feature's own duration, not a sync).
+    holds_for(Duration::from_millis(800), "the run stays up", || {
+        status_pid(&d) == pid
+    });
+    let deaths_before = ext(&d).unwrap().deaths;
+    send(&d, b"k");
+    wait_until(
+        DEADLINE,
+        || format!("a reset delay: {:?}", ext(&d)),
+        || ext(&d).is_some_and(|e| e.deaths > deaths_before && e.backoff_ms == 200),
+    );
+    wait_new_pid(&d, &r, pid);
 }
