@@ -10,6 +10,7 @@
 use crate::harness::{self, DEADLINE, Running, Scratch, bin, oracle, ours, pid_alive, wait_until};
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -427,4 +428,202 @@ fn beyond_invalid_service_toml_later_keeps_the_last_good_settings() {
         || !pid_alive(second) && last_death(&dir).is_some_and(|(p, _)| p == second),
     );
     assert_eq!(last_death(&dir), Some((second, libc::SIGKILL)));
+}
+
+/// `/usr/bin/python3`, for the stand-in daemons below; loudly missing, never skipped.
+fn python3() -> &'static str {
+    let p = "/usr/bin/python3";
+    assert!(
+        Path::new(p).exists(),
+        "{p} is needed by the stand-in daemons of these tests (apt-get install python3)"
+    );
+    p
+}
+
+#[test]
+fn beyond_readiness_via_notify_socket_from_an_unprivileged_daemon() {
+    let py = python3();
+    let s = Scratch::new();
+    // The daemon drops privileges (as OpenACS's nsd -u does) before it notifies, so it
+    // needs to reach supervise/notify as nobody: the scratch dir must be searchable.
+    fs::set_permissions(s.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = s.service(
+        "svc",
+        &format!(
+            "echo \"$NOTIFY_SOCKET\" > env.new && mv env.new env\n\
+             while [ ! -e go ]; do sleep 0.02; done\n\
+             exec setuidgid nobody {py} -c '\n\
+import os, socket, time\n\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+s.sendto(b\"STATUS=serving 3 sites\\nREADY=1\\nMAINPID=%d\\n\" % os.getpid(), os.environ[\"NOTIFY_SOCKET\"])\n\
+time.sleep(1000)'"
+        ),
+    );
+    fs::write(
+        dir.join("service.toml"),
+        "[readiness]\nnotify-socket = true\n",
+    )
+    .unwrap();
+    let sup = supervise(&s, &dir);
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || pid_in_text(&dir.join("env")).is_some(),
+    );
+    let sock = dir.join("supervise/notify");
+    assert_eq!(
+        pid_in_text(&dir.join("env")).unwrap(),
+        sock.to_string_lossy(),
+        "NOTIFY_SOCKET is the absolute path of supervise/notify"
+    );
+    assert!(fs::symlink_metadata(&sock).unwrap().file_type().is_socket());
+    let e = wait_ext(&dir, &sup, DEADLINE, "run up, not ready", |e| {
+        get(e, "state") == "starting" && num(e, "pid") > 0
+    });
+    let pid = num(&e, "pid");
+
+    let mut w = ours("svwait");
+    w.args(["-U", "-t", "30"]).arg(&dir);
+    let mut waiter = Running::spawn(w, s.path(), "svwait");
+    assert!(
+        waiter.try_wait().is_none(),
+        "svwait -U returned before readiness"
+    );
+    fs::write(dir.join("go"), "").unwrap();
+    let st = waiter.wait_exit(DEADLINE);
+    assert_eq!(st.code(), Some(0), "svwait: {}", waiter.stderr());
+    let e = wait_ext(&dir, &sup, DEADLINE, "ready with STATUS and MAINPID", |e| {
+        get(e, "state") == "ready" && get(e, "status_text") == "serving 3 sites"
+    });
+    assert_eq!(get(&e, "ready"), "1");
+    assert_eq!(
+        num(&e, "main_pid"),
+        pid,
+        "python was exec'd: MAINPID is run's pid"
+    );
+    assert_eq!(harness::status_pid(&dir), pid as u32);
+}
+
+/// The first line of a file written with `.new` + rename, once it is there.
+fn pid_in_text(file: &Path) -> Option<String> {
+    let t = fs::read_to_string(file).ok()?;
+    t.strip_suffix('\n').map(str::to_string)
+}
+
+#[test]
+fn beyond_cgroup_stop_kills_a_grandchild_that_left_the_process_group() {
+    let s = Scratch::new();
+    // The grandchild escapes into a session of its own: neither the pid nor the process
+    // group reach it; only the cgroup does.
+    let dir = s.service(
+        "svc",
+        "setsid sleep 1000 &\necho $! > gc.new && mv gc.new gc\nexec sleep 1000",
+    );
+    fs::write(dir.join("service.toml"), "cgroup = true\n").unwrap();
+    let sup = supervise(&s, &dir);
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || pid_in(&dir.join("gc")).is_some(),
+    );
+    let gc = pid_in(&dir.join("gc")).unwrap();
+    let _guard = GroupGuard(vec![gc]);
+    let pid = harness::status_pid(&dir);
+    wait_until(
+        DEADLINE,
+        || report(&dir, &sup),
+        || pid != 0 && fs::read_to_string(format!("/proc/{gc}/comm")).is_ok_and(|c| c == "sleep\n"),
+    );
+    // SAFETY: getsid only reads a process attribute.
+    assert_ne!(unsafe { libc::getsid(gc as i32) }, unsafe {
+        libc::getsid(pid as i32)
+    });
+
+    match svcore::cgroup::probe() {
+        Ok(_) => {
+            // Both are in the service's cgroup, a child of supervise's own.
+            let cg_of = |p: u32| {
+                fs::read_to_string(format!("/proc/{p}/cgroup"))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+                    .unwrap_or_default()
+            };
+            let cg = cg_of(pid);
+            assert!(cg.contains(svcore::cgroup::PREFIX), "run's cgroup {cg:?}");
+            assert_eq!(cg_of(gc), cg);
+            svc("-d", &dir);
+            wait_until(
+                DEADLINE,
+                || {
+                    format!(
+                        "run {pid} and escaped grandchild {gc} to die\n{}",
+                        report(&dir, &sup)
+                    )
+                },
+                || !pid_alive(pid) && !pid_alive(gc),
+            );
+            wait_ext(&dir, &sup, DEADLINE, "down", |e| get(e, "state") == "down");
+        }
+        Err(why) => {
+            // No silent skip: say why, and check supervise said it runs without one.
+            eprintln!("cgroup v2 not usable on this host: {why}; checking the fallback");
+            wait_until(
+                DEADLINE,
+                || report(&dir, &sup),
+                || sup.stderr().contains("running without one"),
+            );
+        }
+    }
+}
+
+#[test]
+fn beyond_health_probe_failing_restarts_the_service_then_passes() {
+    let py = python3();
+    let s = Scratch::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // The stand-in for nsd: a web server whose /dbtest.tcl says what the file says.
+    let dir = s.service(
+        "svc",
+        &format!("exec {py} -m http.server --bind 127.0.0.1 --directory www {port}"),
+    );
+    fs::create_dir(dir.join("www")).unwrap();
+    fs::write(dir.join("www/dbtest.tcl"), "failure: no db handle\n").unwrap();
+    fs::write(
+        dir.join("service.toml"),
+        format!(
+            "[health]\nurl = \"http://127.0.0.1:{port}/dbtest.tcl\"\nexpect = \"success\"\n\
+             interval = 200\ntimeout = 2000\nfailures = 3\ngrace = 1000\n"
+        ),
+    )
+    .unwrap();
+    let sup = supervise(&s, &dir);
+    let long = Duration::from_secs(30);
+    let e = wait_ext(&dir, &sup, long, "a failed probe", |e| {
+        get(e, "health") == "fail" && num(e, "health_failures") >= 1
+    });
+    let first = num(&e, "pid");
+    // Three failures in a row: supervise restarts it as `svc -t` would (want stays up).
+    let e = wait_ext(&dir, &sup, long, "a restart caused by the probe", |e| {
+        num(e, "health_restarts") >= 1 && num(e, "starts") >= 2
+    });
+    assert_eq!(get(&e, "want"), "u");
+    let deaths = fs::read_to_string(dir.join("supervise/deaths")).unwrap();
+    assert!(
+        deaths
+            .lines()
+            .any(|l| l.starts_with('@') && l.contains(&format!(" {first} "))),
+        "the first run's death is recorded: {deaths}"
+    );
+
+    // The database is back: the probe passes and the failure count resets.
+    fs::write(dir.join("www/dbtest.tcl"), "success\n").unwrap();
+    let e = wait_ext(&dir, &sup, long, "a passing probe", |e| {
+        get(e, "health") == "ok" && num(e, "health_failures") == 0
+    });
+    assert!(get(&e, "health_stamp").starts_with('@'), "{e:?}");
+    assert!(num(&e, "pid") > 0);
 }
