@@ -24,7 +24,27 @@
 //!
 //! # Options
 //!
-//! None.
+//! None on the command line. Opt-in per-service settings (issue 6, REFERENCE.md §11,
+//! §12), read at startup and before every start; docs/supervise.md lists every key:
+//!
+//! * s6's single-value files `notification-fd`, `timeout-kill`, `timeout-finish`,
+//!   `down-signal`, `max-death-tally` (same meanings as in s6);
+//! * `./finish EXITCODE SIGNAL NAME` after each death of run (s6's convention: 256 for
+//!   killed by a signal; exit 125 = do not restart), bounded by `timeout-finish`;
+//! * `service.toml`: the same keys, plus `setsid`/`process-group`, `cgroup`,
+//!   `no-restart-exit-codes`, `[backoff]`, `[readiness]` (`notify-socket`, `check`) and
+//!   `[health]` (`url` through `svprobe`, or `command`; restart after N failures).
+//!
+//! An invalid file is a warning naming the file, line and key; supervise keeps the last
+//! good settings (the 0.76 defaults at startup) and never stops the service for it.
+//!
+//! # Files
+//!
+//! Besides 0.76's `supervise/{lock,control,ok,status}`: `supervise/status.ext` (state,
+//! command counter, readiness, restarts, last exit, planned restart, health),
+//! `supervise/deaths` (exit history), `event/` (s6's fifodir: `s u U d D O x`), and with
+//! `notify-socket` the socket `supervise/notify`. Formats: svcore::sidecar and
+//! docs/supervise.md. `status` stays 18 bytes.
 //!
 //! # Exit codes
 //!
@@ -49,6 +69,9 @@
 //! * `q`, `1`, `2`, `w` send QUIT, USR1, USR2, WINCH (runit, daemontools-encore).
 //! * The lock is also an fcntl lock, so s6's tools see the service as supervised.
 //! * An idle supervise sleeps without a timeout (0.76 wakes every 3600 s).
+//! * Control bytes are read 64 at a time (still handled one by one, in order).
+//! * With none of the settings files, behaviour is 0.76's; the sidecar files and
+//!   `event/` are extra files that 0.76 clients never look at.
 
 mod event_loop;
 mod settings;
