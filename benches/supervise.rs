@@ -2,8 +2,9 @@
 //! one run (issue 2, "A benchmark" under Proof). Not a test: it prints a results table.
 //!
 //! Run: `cargo bench --bench supervise` (release profile). Knobs, from the environment:
-//! `SVBENCH_ROUNDS` (latency samples per metric, default 30) and `SVBENCH_IDLE_SECS`
-//! (length of the idle window, default 60).
+//! `SVBENCH_ROUNDS` (latency samples per metric, default 30), `SVBENCH_IDLE_SECS`
+//! (length of the idle window, default 60) and `SVBENCH_EXTRA=[LABEL=]PATH` (one more
+//! column: another supervise binary, for example a build with other link settings).
 //!
 //! Three columns, each a set of supervise processes in their own temp service dirs:
 //! `daemontools` (`/usr/bin/supervise`, `/usr/bin/svc`), `ours` (this build's
@@ -55,41 +56,61 @@ const RUN: &str = "#!/bin/sh\necho $$\nread x <../trigger\nexit 0\n";
 const RUN_READY: &str = "#!/bin/sh\necho $$\necho >&3\nread x <../trigger\nexit 0\n";
 
 /// One column of the table: which supervise and svc, and how the service dir looks.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Column {
-    label: &'static str,
-    supervise: &'static str,
-    svc: &'static str,
+    label: String,
+    supervise: PathBuf,
+    svc: PathBuf,
     ready: bool,
 }
 
-const COLUMNS: [Column; 3] = [
-    Column {
-        label: "daemontools",
-        supervise: "/usr/bin/supervise",
-        svc: "/usr/bin/svc",
-        ready: false,
-    },
-    Column {
-        label: "ours",
-        supervise: env!("CARGO_BIN_EXE_supervise"),
-        svc: env!("CARGO_BIN_EXE_svc"),
-        ready: false,
-    },
-    Column {
-        label: "ours+ready",
-        supervise: env!("CARGO_BIN_EXE_supervise"),
-        svc: env!("CARGO_BIN_EXE_svc"),
-        ready: true,
-    },
-];
+/// daemontools, ours, ours+ready, and optionally `SVBENCH_EXTRA=[LABEL=]PATH`: another
+/// supervise binary (for example a build with other settings) on a plain service dir,
+/// driven by our svc.
+fn columns() -> Vec<Column> {
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_supervise"));
+    let our_svc = PathBuf::from(env!("CARGO_BIN_EXE_svc"));
+    let mut v = vec![
+        Column {
+            label: "daemontools".into(),
+            supervise: "/usr/bin/supervise".into(),
+            svc: "/usr/bin/svc".into(),
+            ready: false,
+        },
+        Column {
+            label: "ours".into(),
+            supervise: ours.clone(),
+            svc: our_svc.clone(),
+            ready: false,
+        },
+        Column {
+            label: "ours+ready".into(),
+            supervise: ours,
+            svc: our_svc.clone(),
+            ready: true,
+        },
+    ];
+    if let Ok(extra) = std::env::var("SVBENCH_EXTRA") {
+        let (label, path) = match extra.split_once('=') {
+            Some((l, p)) => (l.to_string(), p.to_string()),
+            None => ("extra".to_string(), extra),
+        };
+        v.push(Column {
+            label,
+            supervise: path.into(),
+            svc: our_svc,
+            ready: false,
+        });
+    }
+    v
+}
 
 /// One supervise process on its own service dir, with the pipe its children print on.
 struct Instance {
     /// `<root>/svc`, the service dir given to supervise.
     dir: PathBuf,
     label: String,
-    svc: &'static str,
+    svc: PathBuf,
     child: Child,
     /// Read end of supervise's stdout (the run scripts' `echo $$`).
     out: File,
@@ -107,7 +128,7 @@ struct Instance {
 impl Instance {
     /// Creates `<root>/<name>/svc` for `col` and starts supervise on it, in its own
     /// process group; returns once the first child has printed its pid.
-    fn start(root: &Path, name: &str, col: Column) -> Result<Instance> {
+    fn start(root: &Path, name: &str, col: &Column) -> Result<Instance> {
         let base = root.join(name);
         let dir = base.join("svc");
         fs::create_dir_all(&dir)?;
@@ -128,7 +149,7 @@ impl Instance {
 
         let (out, out_w) = pipe()?;
         let err = File::create(base.join("supervise.err"))?;
-        let mut cmd = Command::new(col.supervise);
+        let mut cmd = Command::new(&col.supervise);
         cmd.arg(&dir)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -138,7 +159,7 @@ impl Instance {
             .process_group(0);
         let child = cmd
             .spawn()
-            .with_context(|| format!("spawn {}", col.supervise))?;
+            .with_context(|| format!("spawn {}", col.supervise.display()))?;
 
         let control_path = dir.join("supervise/control");
         let deadline = Instant::now() + DEADLINE;
@@ -161,7 +182,7 @@ impl Instance {
         let mut inst = Instance {
             dir,
             label: format!("{} ({name})", col.label),
-            svc: col.svc,
+            svc: col.svc.clone(),
             child,
             out,
             pending: Vec::new(),
@@ -257,16 +278,16 @@ impl Instance {
     fn lat_svc(&mut self) -> Result<Duration> {
         self.wait_age();
         let t0 = Instant::now();
-        let mut svc = Command::new(self.svc)
+        let mut svc = Command::new(&self.svc)
             .arg("-t")
             .arg(&self.dir)
             .stdin(Stdio::null())
             .spawn()
-            .with_context(|| format!("spawn {}", self.svc))?;
+            .with_context(|| format!("spawn {}", self.svc.display()))?;
         let started = self.next_start();
         let st = svc.wait()?;
         if !st.success() {
-            bail!("{}: {} -t exited {st}", self.label, self.svc);
+            bail!("{}: {} -t exited {st}", self.label, self.svc.display());
         }
         Ok(started? - t0)
     }
@@ -462,7 +483,7 @@ impl Target {
 struct Row {
     metric: String,
     unit: &'static str,
-    values: [f64; 3],
+    values: Vec<f64>,
     target: Target,
 }
 
@@ -486,26 +507,34 @@ fn ratio(dt: f64, v: f64) -> String {
     }
 }
 
-fn print_table(rows: &[Row]) {
-    println!(
-        "| metric | unit | daemontools | ours | ratio | ours+ready | ratio | target | ours | ours+ready |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---|---|---|");
+/// A Markdown table: for each column after daemontools its value and its ratio to
+/// daemontools', then the target and a verdict per column.
+fn print_table(cols: &[Column], rows: &[Row]) {
+    let mut head = String::from("| metric | unit | daemontools |");
+    let mut rule = String::from("|---|---|---:|");
+    for c in &cols[1..] {
+        head += &format!(" {} | ratio |", c.label);
+        rule += "---:|---:|";
+    }
+    head += " target |";
+    rule += "---|";
+    for c in &cols[1..] {
+        head += &format!(" {} |", c.label);
+        rule += "---|";
+    }
+    println!("{head}");
+    println!("{rule}");
     for r in rows {
-        let [dt, o, rd] = r.values;
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.metric,
-            r.unit,
-            fmt_val(dt),
-            fmt_val(o),
-            ratio(dt, o),
-            fmt_val(rd),
-            ratio(dt, rd),
-            r.target.text(),
-            r.target.verdict(dt, o),
-            r.target.verdict(dt, rd),
-        );
+        let dt = r.values[0];
+        let mut line = format!("| {} | {} | {} |", r.metric, r.unit, fmt_val(dt));
+        for v in &r.values[1..] {
+            line += &format!(" {} | {} |", fmt_val(*v), ratio(dt, *v));
+        }
+        line += &format!(" {} |", r.target.text());
+        for v in &r.values[1..] {
+            line += &format!(" {} |", r.target.verdict(dt, *v));
+        }
+        println!("{line}");
     }
 }
 
@@ -527,14 +556,19 @@ fn main() {
 }
 
 fn bench() -> Result<()> {
-    for c in COLUMNS {
-        if !Path::new(c.supervise).exists() || !Path::new(c.svc).exists() {
+    let cols = columns();
+    let n = cols.len();
+    for c in &cols {
+        if !c.supervise.exists() || !c.svc.exists() {
             bail!(
                 "{} or {} is missing (Debian's daemontools package provides the oracle)",
-                c.supervise,
-                c.svc
+                c.supervise.display(),
+                c.svc.display()
             );
         }
+        // A freshly linked binary's pages are dirty in the page cache until written
+        // back, and smaps counts them as Private_Dirty: flush them first.
+        File::open(&c.supervise)?.sync_all()?;
     }
     let rounds = env_num("SVBENCH_ROUNDS", 30).max(1);
     let idle_secs = env_num("SVBENCH_IDLE_SECS", 60);
@@ -563,13 +597,16 @@ fn bench() -> Result<()> {
             "{git}status --short -- supervise crates/svcore | wc -l"
         )),
     );
+    for c in &cols[3..] {
+        println!("- {}: {}", c.label, c.supervise.display());
+    }
     println!("- rounds: {rounds} (SVBENCH_ROUNDS), idle window: {idle_secs} s (SVBENCH_IDLE_SECS)");
     println!();
 
     // Idle supervises first, so their window overlaps the rounds.
     let mut idle: Vec<Instance> = Vec::new();
-    for (i, c) in COLUMNS.iter().enumerate() {
-        idle.push(Instance::start(root, &format!("idle{i}"), *c)?);
+    for (i, c) in cols.iter().enumerate() {
+        idle.push(Instance::start(root, &format!("idle{i}"), c)?);
     }
     std::thread::sleep(IDLE_SETTLE);
     let idle_base: Vec<u64> = idle
@@ -582,21 +619,21 @@ fn bench() -> Result<()> {
     let mut ctl: Vec<Instance> = Vec::new();
     let mut bin: Vec<Instance> = Vec::new();
     let mut ext: Vec<Instance> = Vec::new();
-    for (i, c) in COLUMNS.iter().enumerate() {
-        ctl.push(Instance::start(root, &format!("ctl{i}"), *c)?);
-        bin.push(Instance::start(root, &format!("bin{i}"), *c)?);
-        ext.push(Instance::start(root, &format!("exit{i}"), *c)?);
+    for (i, c) in cols.iter().enumerate() {
+        ctl.push(Instance::start(root, &format!("ctl{i}"), c)?);
+        bin.push(Instance::start(root, &format!("bin{i}"), c)?);
+        ext.push(Instance::start(root, &format!("exit{i}"), c)?);
     }
     let cpu0_ext: Vec<u64> = ext.iter().map(|s| cpu_ns(s.pid())).collect::<Result<_>>()?;
     let cpu0_ctl: Vec<u64> = ctl.iter().map(|s| cpu_ns(s.pid())).collect::<Result<_>>()?;
 
-    let mut lat_ctl: [Vec<Duration>; 3] = Default::default();
-    let mut lat_bin: [Vec<Duration>; 3] = Default::default();
-    let mut lat_ext: [Vec<Duration>; 3] = Default::default();
+    let mut lat_ctl: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut lat_bin: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut lat_ext: Vec<Vec<Duration>> = vec![Vec::new(); n];
     for round in 0..rounds as usize {
         // Rotate which column goes first, so none is always measured right after a wait.
-        for k in 0..3 {
-            let i = (round + k) % 3;
+        for k in 0..n {
+            let i = (round + k) % n;
             lat_ctl[i].push(ctl[i].lat_control()?);
             lat_bin[i].push(bin[i].lat_svc()?);
             lat_ext[i].push(ext[i].lat_exit()?);
@@ -616,19 +653,19 @@ fn bench() -> Result<()> {
         std::thread::sleep(left);
     }
     let idle_secs_real = idle_t0.elapsed().as_secs_f64();
-    let mut wake = [0f64; 3];
-    let mut dirty = [0f64; 3];
-    let mut anon = [0f64; 3];
-    let mut busy_dirty = [0f64; 3];
-    for i in 0..3 {
-        wake[i] = (ctxt_switches(idle[i].pid())? - idle_base[i]) as f64;
-        dirty[i] = rollup_kib(idle[i].pid(), "Private_Dirty")? as f64;
-        anon[i] = rollup_kib(idle[i].pid(), "Pss_Anon")? as f64;
-        busy_dirty[i] = rollup_kib(ext[i].pid(), "Private_Dirty")? as f64;
+    let mut wake = Vec::new();
+    let mut dirty = Vec::new();
+    let mut anon = Vec::new();
+    let mut busy_dirty = Vec::new();
+    for i in 0..n {
+        wake.push(ctxt_switches(idle[i].pid())?.saturating_sub(idle_base[i]) as f64);
+        dirty.push(rollup_kib(idle[i].pid(), "Private_Dirty")? as f64);
+        anon.push(rollup_kib(idle[i].pid(), "Pss_Anon")? as f64);
+        busy_dirty.push(rollup_kib(ext[i].pid(), "Private_Dirty")? as f64);
     }
 
     let mut rows = Vec::new();
-    let lat_rows: [(&str, &[Vec<Duration>; 3]); 3] = [
+    let lat_rows: [(&str, &[Vec<Duration>]); 3] = [
         ("svc -t -> new child runs (byte to control)", &lat_ctl),
         ("svc -t -> new child runs (svc binary)", &lat_bin),
         ("child exit -> next child runs", &lat_ext),
@@ -638,13 +675,13 @@ fn bench() -> Result<()> {
         rows.push(Row {
             metric: format!("{name}, median"),
             unit: "µs",
-            values: [s[0].0, s[1].0, s[2].0],
+            values: s.iter().map(|x| x.0).collect(),
             target: Target::Ratio(0.9),
         });
         rows.push(Row {
             metric: format!("{name}, p90"),
             unit: "µs",
-            values: [s[0].1, s[1].1, s[2].1],
+            values: s.iter().map(|x| x.1).collect(),
             target: Target::Ratio(0.9),
         });
     }
@@ -654,13 +691,13 @@ fn bench() -> Result<()> {
     rows.push(Row {
         metric: "supervise CPU per respawn (child exit)".into(),
         unit: "µs",
-        values: [0, 1, 2].map(|i| per(&cpu0_ext, &cpu1_ext, i)),
+        values: (0..n).map(|i| per(&cpu0_ext, &cpu1_ext, i)).collect(),
         target: Target::Ratio(0.5),
     });
     rows.push(Row {
         metric: "supervise CPU per respawn (svc -t)".into(),
         unit: "µs",
-        values: [0, 1, 2].map(|i| per(&cpu0_ctl, &cpu1_ctl, i)),
+        values: (0..n).map(|i| per(&cpu0_ctl, &cpu1_ctl, i)).collect(),
         target: Target::Ratio(0.5),
     });
     rows.push(Row {
@@ -687,12 +724,12 @@ fn bench() -> Result<()> {
         values: wake,
         target: Target::Zero,
     });
-    print_table(&rows);
+    print_table(&cols, &rows);
 
     println!();
     println!("## Private_Dirty of the idle supervise, by mapping (KiB)");
     println!();
-    for (i, c) in COLUMNS.iter().enumerate() {
+    for (i, c) in cols.iter().enumerate() {
         let parts = dirty_breakdown(idle[i].pid())?;
         let list: Vec<String> = parts.iter().map(|(n, k)| format!("{n} {k}")).collect();
         println!("- {}: {}", c.label, list.join(", "));
