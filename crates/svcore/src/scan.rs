@@ -16,21 +16,20 @@
 //! costs no system call at all per pass.
 //!
 //! Every descriptor this module opens is close-on-exec; the children get the pipe ends by
-//! `dup2` (through [`std::process::Command`]'s stdio), never by inheritance.
+//! `dup2` between `fork` and `exec`, never by inheritance.
 
 use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::errstr;
+use crate::pathexec;
 use crate::svdir;
 
 /// The program name used in svscan's warnings.
@@ -116,8 +115,9 @@ pub struct Scan {
     /// Every name of the scan directory at the last full scan, updated by inotify events.
     pub names: BTreeMap<OsString, Kind>,
     pids: HashMap<u32, (Key, Role)>,
-    /// The program started for every entry, found on `$PATH` (`supervise`).
-    supervise: OsString,
+    /// The program started for every entry (`supervise`): its `argv[0]` and the paths
+    /// tried in turn, from `$PATH` as svscan found it at start (djb's `pathexec_run`).
+    program: Program,
     /// When svscan raised its own `RLIMIT_NOFILE`, the limit its children get back, so
     /// services see the limit svscan was started with (0.76 changes no limit).
     child_nofile: Option<libc::rlimit>,
@@ -147,7 +147,7 @@ impl Scan {
             entries: HashMap::new(),
             names: BTreeMap::new(),
             pids: HashMap::new(),
-            supervise: supervise.into(),
+            program: Program::new(&supervise.into()),
             child_nofile,
             stop_removed: false,
             shutdown: false,
@@ -339,7 +339,7 @@ impl Scan {
 
         if e.main.is_none() && !alive_elsewhere(Path::new(name)) {
             let w = e.pipe.as_ref().and_then(|p| p.write.as_ref());
-            match spawn(&self.supervise, name, false, w, self.child_nofile) {
+            match spawn(&self.program, name, false, w, self.child_nofile) {
                 Ok(pid) => {
                     e.main = Some(pid);
                     self.pids.insert(pid, (key, Role::Main));
@@ -353,13 +353,7 @@ impl Scan {
         }
         if let Some(p) = &e.pipe {
             if e.log.is_none() && !alive_elsewhere(&Path::new(name).join(svdir::LOG)) {
-                match spawn(
-                    &self.supervise,
-                    name,
-                    true,
-                    Some(&p.read),
-                    self.child_nofile,
-                ) {
+                match spawn(&self.program, name, true, Some(&p.read), self.child_nofile) {
                     Ok(pid) => {
                         e.log = Some(pid);
                         self.pids.insert(pid, (key, Role::Log));
@@ -463,7 +457,15 @@ fn new_entry(name: &OsStr) -> Option<Entry> {
         }
     }
     let pipe = if has_log {
-        match adopt_pipe(name).map(Ok).unwrap_or_else(new_pipe) {
+        // Adoption reads /proc/locks, whose size grows with the tree: only worth it when
+        // a supervise from an earlier svscan is alive here (one cheap open each).
+        let dir = Path::new(name);
+        let adopted = if alive_elsewhere(dir) || alive_elsewhere(&dir.join(svdir::LOG)) {
+            adopt_pipe(name)
+        } else {
+            None
+        };
+        match adopted.map(Ok).unwrap_or_else(new_pipe) {
             Ok(p) => Some(p),
             Err(e) => {
                 warn(&format!(
@@ -585,55 +587,158 @@ pub fn alive_elsewhere(dir: &Path) -> bool {
         .is_ok()
 }
 
+/// The program svscan starts, prepared once so that a child between `fork` and `exec`
+/// only makes system calls.
+struct Program {
+    /// `argv[0]`, as given (`supervise`), as 0.76 passes it.
+    argv0: CString,
+    /// Where to look for it, in `$PATH` order ([`pathexec::candidates`]).
+    candidates: Vec<CString>,
+}
+
+impl Program {
+    fn new(file: &OsStr) -> Program {
+        let path = std::env::var_os("PATH");
+        let candidates = pathexec::candidates(file.as_bytes(), path.as_ref().map(|p| p.as_bytes()))
+            .into_iter()
+            .filter_map(|c| CString::new(c).ok())
+            .collect();
+        Program {
+            argv0: CString::new(file.as_bytes()).unwrap_or_default(),
+            candidates,
+        }
+    }
+}
+
 /// Starts `supervise NAME` (fd 1 = `fd` when given) or, with `log`, `supervise log` in
 /// `NAME` with fd 0 = `fd`. The environment is svscan's (REFERENCE.md §6 step 5).
+///
+/// A plain `fork`, then `exec` in the child, as 0.76 does: svscan goes on with the next
+/// entry while the child execs. (`std::process::Command` waits for every child's exec
+/// to succeed before returning, which serialises a 1000-service start behind 1000
+/// execs.) A failed exec is therefore reported by the child, as in 0.76:
+/// `svscan: warning: unable to start supervise NAME: ERR`, exit 111; only a failed
+/// `fork` is reported here.
 fn spawn(
-    supervise: &OsStr,
+    program: &Program,
     name: &OsStr,
     log: bool,
     fd: Option<&OwnedFd>,
     nofile: Option<libc::rlimit>,
 ) -> io::Result<u32> {
-    let mut c = Command::new(supervise);
-    if log {
-        c.arg(svdir::LOG).current_dir(name);
-        if let Some(fd) = fd {
-            c.stdin(Stdio::from(fd.as_fd().try_clone_to_owned()?));
-        }
+    let nul = |_| io::Error::from_raw_os_error(libc::EINVAL);
+    let arg1 = if log {
+        CString::new(svdir::LOG).map_err(nul)?
     } else {
-        c.arg(name);
-        if let Some(fd) = fd {
-            c.stdout(Stdio::from(fd.as_fd().try_clone_to_owned()?));
-        }
+        CString::new(name.as_bytes()).map_err(nul)?
+    };
+    let argv = [program.argv0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
+    let cwd = if log {
+        Some(CString::new(name.as_bytes()).map_err(nul)?)
+    } else {
+        None
+    };
+    let suffix = if log { "/log" } else { "" };
+    let prefix = format!(
+        "{PROG}: warning: unable to start supervise {}{suffix}: ",
+        name.to_string_lossy()
+    );
+    let redirect = fd.map(|f| (f.as_raw_fd(), if log { 0 } else { 1 }));
+    // SAFETY: svscan is single-threaded (STYLE.md P7), so the child is an exact copy of
+    // a process in which no other thread can hold a lock (the allocator's included).
+    // The child runs `exec_child`, which never returns.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        // SAFETY: we are the freshly forked child; see exec_child.
+        0 => unsafe { exec_child(program, &argv, cwd.as_deref(), redirect, nofile, &prefix) },
+        pid => Ok(pid as u32),
     }
-    if let Some(lim) = nofile {
-        // SAFETY: the closure runs between fork and exec and makes one bare system call
-        // (setrlimit), allocating nothing (STYLE.md P7).
-        unsafe {
-            c.pre_exec(move || {
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-                Ok(())
-            });
-        }
-    }
-    let child = c.spawn()?;
-    // The Child handle is dropped without waiting: svscan reaps every pid itself with
-    // waitpid(-1) (STYLE.md P6), and dropping a Child neither waits nor kills.
-    Ok(child.id())
 }
 
-/// The warning for a failed spawn: 0.76 tells fork failures from exec failures.
-fn spawn_failure(name: &OsStr, suffix: &str, e: &io::Error) -> String {
-    let n = name.to_string_lossy();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
-            format!("unable to fork for {n}{suffix}: {}", errstr::io_str(e))
+/// The child side of [`spawn`]: moves the pipe end into place, restores what svscan
+/// changed for itself, execs the program along `$PATH`, and on failure prints 0.76's
+/// warning and exits 111.
+///
+/// # Safety
+///
+/// Must only be called in a child just forked from single-threaded svscan. `argv` must be
+/// a NULL-terminated array of pointers to NUL-terminated strings that outlive the call.
+unsafe fn exec_child(
+    program: &Program,
+    argv: &[*const libc::c_char; 3],
+    cwd: Option<&std::ffi::CStr>,
+    redirect: Option<(libc::c_int, libc::c_int)>,
+    nofile: Option<libc::rlimit>,
+    prefix: &str,
+) -> ! {
+    // SAFETY (whole block): bare system calls on descriptors and buffers owned by this
+    // process; every pointer comes from a live CString or local.
+    unsafe {
+        // Rust's runtime ignores SIGPIPE and an ignored disposition survives exec; 0.76
+        // children get the default. Handled signals reset by themselves at exec, and the
+        // mask is already empty (selfpipe blocks nothing), so only SIGPIPE needs this.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if let Some((from, to)) = redirect {
+            // The pipe ends are close-on-exec in svscan; dup2 gives the child a copy
+            // without the flag. If the end already sits on the target descriptor (svscan
+            // started with that descriptor closed), just clear the flag.
+            let ok = if from == to {
+                libc::fcntl(to, libc::F_SETFD, 0) != -1
+            } else {
+                libc::dup2(from, to) != -1
+            };
+            if !ok {
+                child_fail(prefix);
+            }
         }
-        _ => format!(
-            "unable to start supervise {n}{suffix}: {}",
-            errstr::io_str(e)
-        ),
+        if let Some(lim) = nofile {
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        if let Some(dir) = cwd {
+            if libc::chdir(dir.as_ptr()) == -1 {
+                child_fail(prefix);
+            }
+        }
+        // djb's pathexec_run: ENOENT moves on; EACCES, EPERM and EISDIR are remembered and
+        // the search moves on; anything else stops it (svcore::pathexec).
+        let mut saved = 0;
+        for c in &program.candidates {
+            libc::execv(c.as_ptr(), argv.as_ptr());
+            let e = *libc::__errno_location();
+            if e != libc::ENOENT {
+                saved = e;
+                if !matches!(e, libc::EACCES | libc::EPERM | libc::EISDIR) {
+                    break;
+                }
+            }
+        }
+        if saved != 0 {
+            *libc::__errno_location() = saved;
+        }
+        child_fail(prefix)
     }
+}
+
+/// Prints `PREFIX` + djb's text for the current errno on stderr in one write, and exits
+/// 111 without running any of svscan's exit code (atexit handlers, buffered output).
+fn child_fail(prefix: &str) -> ! {
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // Allocating is fine here: the child of a single-threaded process (see spawn).
+    let line = format!("{prefix}{}\n", errstr::errno_str(errno));
+    // SAFETY: write(2) from a live buffer, then _exit(2), which never returns.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::_exit(111)
+    }
+}
+
+/// The warning for a failed `fork` (an exec failure is reported by the child).
+fn spawn_failure(name: &OsStr, suffix: &str, e: &io::Error) -> String {
+    format!(
+        "unable to fork for {}{suffix}: {}",
+        name.to_string_lossy(),
+        errstr::io_str(e)
+    )
 }
 
 fn direrror(e: &io::Error) {
@@ -727,11 +832,6 @@ mod tests {
 
     #[test]
     fn spawn_failure_wording() {
-        let e = io::Error::from_raw_os_error(libc::ENOENT);
-        assert_eq!(
-            spawn_failure(OsStr::new("a"), "/log", &e),
-            "unable to start supervise a/log: file does not exist"
-        );
         let e = io::Error::from_raw_os_error(libc::EAGAIN);
         assert_eq!(
             spawn_failure(OsStr::new("a"), "", &e),
