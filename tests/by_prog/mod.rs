@@ -10,3 +10,5 @@ mod svstat;
 mod svwait;
 mod svgroup;
 mod svprobe;
+mod multilog;
+mod tai64n;

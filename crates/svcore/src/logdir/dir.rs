@@ -160,15 +160,9 @@ impl Dir {
     pub fn open(spec: DirSpec) -> Result<Dir, StartError> {
         let name = spec.path.to_string_lossy().into_owned();
         let p = spec.path.clone();
-        match fs::DirBuilder::new().mode(0o700).create(&p) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(StartError {
-                    what: format!("create directory {name}"),
-                    err: e,
-                });
-            }
-            _ => {}
-        }
+        // 0.76 ignores mkdir's result and reports the open: `unable to open directory DIR`.
+        let _ = fs::DirBuilder::new().mode(0o700).create(&p);
+        start(File::open(&p), || format!("open directory {name}"))?;
         let lock = start(
             OpenOptions::new()
                 .append(true)
@@ -361,7 +355,7 @@ impl Dir {
         self.flush();
         let n = self.name.clone();
         retry(
-            || format!("write to {n}/{CURRENT}"),
+            || format!("write {n}/{CURRENT} to disk"),
             || self.current.sync_all(),
         );
         retry(
@@ -383,12 +377,12 @@ impl Dir {
         self.write_committed();
         let n = self.name.clone();
         retry(
-            || format!("write to {n}/{CURRENT}"),
+            || format!("write {n}/{CURRENT} to disk"),
             || self.current.sync_all(),
         );
         let (cur, prev) = (self.path(CURRENT), self.path(PREVIOUS));
         retry(
-            || format!("rename {n}/{CURRENT} to {PREVIOUS}"),
+            || format!("rename {CURRENT} to {PREVIOUS} in directory {n}"),
             || fs::rename(&cur, &prev),
         );
         let f = retry(|| format!("create {n}/{CURRENT}"), || open_append(&cur));
@@ -418,7 +412,7 @@ impl Dir {
         };
         loop {
             match self.spawn_processor(&prog) {
-                Err(e) => warn_and_pause(&format!("run processor in {n}"), &e),
+                Err(e) => warn_and_pause(&format!("fork for processor in {n}"), &e),
                 Ok(st) if st.success() => break,
                 Ok(st) if st.signal().is_some() => {
                     // 0.76 prints whatever errno was left over, in practice EINTR; we
@@ -437,7 +431,7 @@ impl Dir {
         }
         let processed = self.path(PROCESSED);
         retry(
-            || format!("write to {n}/{PROCESSED}"),
+            || format!("write {n}/{PROCESSED} to disk"),
             || {
                 let f = OpenOptions::new().append(true).open(&processed)?;
                 f.sync_all()?;
@@ -445,10 +439,10 @@ impl Dir {
             },
         );
         let prev = self.path(PREVIOUS);
-        retry(|| format!("unlink {n}/{PREVIOUS}"), || unlink_noent(&prev));
+        retry(|| format!("remove {n}/{PREVIOUS}"), || unlink_noent(&prev));
         let (ns, st) = (self.path(NEWSTATE), self.path(STATE));
         retry(
-            || format!("rename {n}/{NEWSTATE} to {STATE}"),
+            || format!("rename {NEWSTATE} to {STATE} in directory {n}"),
             || fs::rename(&ns, &st),
         );
         self.finish(PROCESSED, b's');
@@ -505,18 +499,18 @@ impl Dir {
                 an.push(code as char);
                 match fs::hard_link(&p, self.path(&an)) {
                     Ok(()) => break an,
-                    Err(e) => warn_and_pause(&format!("link {n}/{file}"), &e),
+                    Err(e) => warn_and_pause(&format!("link to {n}/{file}"), &e),
                 }
             };
             archive = Some(an);
         }
-        retry(|| format!("unlink {n}/{file}"), || unlink_noent(&p));
+        retry(|| format!("remove {n}/{file}"), || unlink_noent(&p));
         if let (true, Some(an)) = (self.spec.compress, archive) {
             self.compress(&an);
         }
-        while !retry(|| format!("read directory {n}"), || self.files_fit()) {}
+        while !retry(|| format!("read {n}"), || self.files_fit()) {}
         if let Some(cap) = self.spec.total {
-            retry(|| format!("read directory {n}"), || self.trim_total(cap));
+            retry(|| format!("read {n}"), || self.trim_total(cap));
         }
     }
 

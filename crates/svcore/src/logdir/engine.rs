@@ -430,6 +430,17 @@ pub fn run(script: Script, fd: std::os::fd::RawFd) -> Result<(), RunError> {
         if fds[0].revents == 0 {
             continue;
         }
+        // A TERM that arrived while poll was returning for input would otherwise let us
+        // read past the line being finished: look again, right before reading.
+        if !exiting
+            && sp.drain().into_iter().any(|s| {
+                force |= s == libc::SIGALRM;
+                s == libc::SIGTERM
+            })
+        {
+            exiting = true;
+            continue;
+        }
         // SAFETY: reading into a buffer we own, at most its length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), want) };
         if n < 0 {
