@@ -107,10 +107,13 @@ struct Scenario {
 
 /// A run script that records each start and every catchable signal it gets; TERM ends it.
 /// The sleeps run in the background so the traps fire at once; orphans are cleaned up with
-/// supervise's process group by the harness.
-const RECORDER: &str = r#"echo start >> starts
-for s in HUP ALRM INT QUIT USR1 USR2 WINCH CONT; do trap "echo $s >> sig" $s; done
+/// supervise's process group by the harness. The traps are set before the start is
+/// recorded, so a step that waits for `Starts(n)` may signal at once: `Up` alone is not
+/// enough (a pid in status comes before the shell has run a line; Debian's supervise hides
+/// this by sleeping a second after each fork, ours does not).
+const RECORDER: &str = r#"for s in HUP ALRM INT QUIT USR1 USR2 WINCH CONT; do trap "echo $s >> sig" $s; done
 trap 'echo TERM >> sig; exit 0' TERM
+echo start >> starts
 while :; do sleep 600 & wait $!; done"#;
 
 const CRASHER: &str = "echo start >> starts\nexit 1";
@@ -373,7 +376,7 @@ scenarios! {
         down: false,
         supervise: true,
         steps: &[
-            Until(Up),
+            Until(Up), Until(Starts(1)),
             Run(Svc, &["-d", "s"]), Until(Down), Until(Signal("TERM")),
             Run(Svstat, &["s"]), Status,
             Run(Svc, &["-u", "s"]), Until(Up), Until(Starts(2)),
@@ -386,7 +389,7 @@ scenarios! {
         supervise: true,
         steps: &[
             Status, Run(Svstat, &["s"]),
-            Run(Svc, &["-o", "s"]), Until(Up), Until(Want(0)),
+            Run(Svc, &["-o", "s"]), Until(Up), Until(Starts(1)), Until(Want(0)),
             Run(Svstat, &["s"]), Status,
             Run(Svc, &["-t", "s"]), Until(Signal("TERM")), Until(Down),
             Run(Svstat, &["s"]), Status, Run(Svok, &["s"]),
@@ -397,7 +400,7 @@ scenarios! {
         down: false,
         supervise: true,
         steps: &[
-            Until(Up),
+            Until(Up), Until(Starts(1)),
             Run(Svc, &["-p", "s"]), Until(Paused(1)),
             Run(Svstat, &["s"]), Status,
             Run(Svc, &["-c", "s"]), Until(Paused(0)), Until(Signal("CONT")),
@@ -425,7 +428,7 @@ scenarios! {
         down: false,
         supervise: true,
         steps: &[
-            Until(Up),
+            Until(Up), Until(Starts(1)),
             Run(Svc, &["-x", "s"]), Until(Want(b'u')), Run(Svok, &["s"]), Status,
             Run(Svc, &["-d", "s"]), SupervisorExits,
             Status, Run(Svok, &["s"]), Run(Svstat, &["s"]),
@@ -437,7 +440,7 @@ scenarios! {
         down: false,
         supervise: true,
         steps: &[
-            Until(Up),
+            Until(Up), Until(Starts(1)),
             Run(Svc, &["-dx", "s"]), SupervisorExits, Until(Signal("TERM")),
             Status, Run(Svok, &["s"]), Run(Svstat, &["s"]),
         ],
