@@ -38,15 +38,36 @@ pub struct Full {
 }
 
 /// Reads the service in the current directory (the caller has entered DIR).
+///
+/// Our supervise writes `status.ext` just after `status`; a reader that falls between
+/// the two renames reads again (a few times, briefly) rather than report a state without
+/// its sidecar.
 pub fn build(dir: String) -> Report {
+    let mut attempts = 0;
+    loop {
+        let (report, lagging) = build_once(dir.clone());
+        attempts += 1;
+        if !lagging || attempts >= 5 {
+            return report;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// One reading; the flag says the sidecar exists but does not describe `status` yet.
+fn build_once(dir: String) -> (Report, bool) {
     let here = Path::new(".");
+    let mut lagging = false;
     let state = match svstat::probe(here) {
         Err(p) => Err(p.text()),
         Ok(svc) => {
-            let ext = sidecar::read(here).ok().filter(|e| {
-                svc.record.format == Format::Daemontools
-                    && u64::from(e.pid) == svc.record.pid
-                    && e.stamp.secs == svc.record.stamp.secs
+            let read = sidecar::read(here).ok();
+            let ours = svc.record.format == Format::Daemontools;
+            let ext = read.filter(|e| {
+                let agrees =
+                    u64::from(e.pid) == svc.record.pid && e.stamp.secs == svc.record.stamp.secs;
+                lagging = ours && !agrees;
+                ours && agrees
             });
             let deaths = match ext {
                 Some(_) => sidecar::read_deaths(here).unwrap_or_default(),
@@ -60,7 +81,7 @@ pub fn build(dir: String) -> Report {
             })
         }
     };
-    Report { dir, state }
+    (Report { dir, state }, lagging)
 }
 
 /// The `-o` field names, in the order `--help`-style messages list them.

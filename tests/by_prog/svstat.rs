@@ -406,10 +406,16 @@ fn ours_in(cwd: &Path, args: &[&str]) -> Output {
 fn our_supervise(s: &Scratch, name: &str, body: &str) -> (PathBuf, Running) {
     let dir = s.service(name, body);
     let r = harness::start_supervise(&harness::bin("supervise"), &dir, s.path(), name);
+    // The sidecar is written just after `status`: wait until it describes the same run.
     wait_until(
         harness::DEADLINE,
         || format!("{name} up: {:?}", harness::status_bytes(&dir)),
-        || harness::status_pid(&dir) != 0,
+        || {
+            let pid = harness::status_pid(&dir);
+            pid != 0
+                && fs::read_to_string(dir.join("supervise/status.ext"))
+                    .is_ok_and(|t| t.contains(&format!("\npid {pid}\n")))
+        },
     );
     (dir, r)
 }
