@@ -592,3 +592,39 @@ fn svscan_thousand_services_start_and_stop() {
     assert!((0..1000).all(|i| !harness::is_supervised(&scan.join(format!("s{i:04}")))));
     assert_eq!(r.stderr(), "");
 }
+
+/// The sorted stderr lines of `prog` on a scan dir holding `a` and `b` with `b/log`, when
+/// `supervise` cannot be found on PATH: the children's exec failures.
+fn exec_failures(prog: &Path) -> Vec<String> {
+    let s = Scratch::new();
+    let scan = s.join("scan");
+    fs::create_dir_all(scan.join("a")).unwrap();
+    fs::create_dir_all(scan.join("b/log")).unwrap();
+    let mut c = Command::new(prog);
+    c.env_clear()
+        .env("PATH", "/nonexistent-svscan-path")
+        .arg(&scan);
+    let r = Running::spawn(c, s.path(), "svscan");
+    wait_until(
+        DEADLINE,
+        || format!("3 warnings: {}", r.stderr()),
+        || r.stderr().lines().count() >= 3,
+    );
+    let mut v: Vec<String> = r.stderr().lines().take(3).map(String::from).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn svscan_exec_failure_warns_from_the_child_like_the_original() {
+    let ours = exec_failures(&harness::bin("svscan"));
+    assert_eq!(
+        ours,
+        [
+            "svscan: warning: unable to start supervise a: file does not exist",
+            "svscan: warning: unable to start supervise b/log: file does not exist",
+            "svscan: warning: unable to start supervise b: file does not exist",
+        ]
+    );
+    assert_eq!(ours, exec_failures(&harness::oracle("svscan")));
+}

@@ -510,8 +510,10 @@ fn new_pipe() -> io::Result<LogPipe> {
 /// end nobody will hold once the old processes die. Instead of a new pipe, the entry
 /// takes the old one back: the live supervise is found as the holder of its lock in
 /// `/proc/locks`, and `/proc/PID/fd/1` (main) or `/proc/PID/fd/0` (log) is opened, which
-/// on Linux opens the very same pipe. Opened read-write, one descriptor serves as both
-/// ends. Returns `None` when there is nothing to adopt.
+/// on Linux opens the very same pipe. Returns `None` when there is nothing to adopt.
+///
+/// The two ends are opened separately (not one read-write descriptor), so that closing
+/// the write end during an orderly stop still lets the logger see end of file.
 fn adopt_pipe(name: &OsStr) -> Option<LogPipe> {
     let dir = Path::new(name);
     let candidates = [
@@ -531,16 +533,13 @@ fn adopt_pipe(name: &OsStr) -> Option<LogPipe> {
         if !meta.file_type().is_fifo() {
             continue;
         }
-        let Ok(f) = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-        else {
+        // The read end first: opening a pipe through /proc follows FIFO rules, so a
+        // non-blocking read open always succeeds, and the write open that follows then
+        // finds a reader (ours) instead of failing with ENXIO.
+        let Ok(read) = open_end(&path, false) else {
             continue;
         };
-        let read = OwnedFd::from(f);
-        let Ok(write) = read.try_clone() else {
+        let Ok(write) = open_end(&path, true) else {
             continue;
         };
         return Some(LogPipe {
@@ -549,6 +548,27 @@ fn adopt_pipe(name: &OsStr) -> Option<LogPipe> {
         });
     }
     None
+}
+
+/// Opens one end of the pipe behind `/proc/PID/fd/N`, close-on-exec and, once open,
+/// blocking again: the descriptor is handed to children by `dup2`, which shares the file
+/// status flags, and a logger or service must not inherit `O_NONBLOCK`.
+fn open_end(path: &str, write: bool) -> io::Result<OwnedFd> {
+    let f = fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)?;
+    let fd = OwnedFd::from(f);
+    // SAFETY: fcntl on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags == -1
+        || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } == -1
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// The pid holding a lock on the file (dev, ino), from the text of `/proc/locks`
