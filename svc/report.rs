@@ -108,6 +108,14 @@ pub const FIELDS: &[&str] = &[
     "lastexit",
     "lastexitsince",
     "history",
+    "health",
+    "healthfailures",
+    "healthrestarts",
+    "healthsince",
+    "nextstart",
+    "backoff",
+    "mainpid",
+    "statustext",
 ];
 
 /// Signal names for `signal`/`lastexit` (Linux numbering).
@@ -309,8 +317,44 @@ impl Full {
                 .history_text()
                 .map(|t| t.replace(' ', "_"))
                 .unwrap_or_else(na),
+            // Our supervise's sidecar only (svcore::sidecar); NA elsewhere.
+            "health" => self
+                .ext
+                .as_ref()
+                .and_then(|e| e.health)
+                .map(|h| if h { "ok" } else { "fail" }.to_string())
+                .unwrap_or_else(na),
+            "healthfailures" => self.ext_num(|e| u64::from(e.health_failures)),
+            "healthrestarts" => self.ext_num(|e| e.health_restarts),
+            "healthsince" => self.ext_stamp(|e| e.health_stamp),
+            "nextstart" => self.ext_stamp(|e| e.next_start),
+            "backoff" => self.ext_num(|e| e.backoff_ms),
+            "mainpid" => self.ext_num(|e| u64::from(e.main_pid)),
+            "statustext" => self
+                .ext
+                .as_ref()
+                .and_then(|e| e.status_text.as_deref())
+                .map(|t| t.replace(' ', "_"))
+                .unwrap_or_else(na),
             _ => return None,
         })
+    }
+
+    /// A sidecar number as text, `NA` without a sidecar.
+    fn ext_num(&self, f: impl Fn(&Ext) -> u64) -> String {
+        self.ext
+            .as_ref()
+            .map(|e| f(e).to_string())
+            .unwrap_or_else(|| "NA".into())
+    }
+
+    /// A sidecar stamp as text, `NA` without a sidecar or stamp.
+    fn ext_stamp(&self, f: impl Fn(&Ext) -> Option<Tai64n>) -> String {
+        self.ext
+            .as_ref()
+            .and_then(f)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "NA".into())
     }
 
     fn json(&self, dir: &str) -> Value {
@@ -355,6 +399,19 @@ impl Full {
             "last_exit_stamp": self.ext.as_ref().and_then(|e| e.last_exit_stamp).map(|t| t.to_string()),
             "history": history,
             "summary": self.history_text(),
+            "health": self.ext.as_ref().map(|e| json!({
+                "result": e.health.map(|h| if h { "ok" } else { "fail" }),
+                "failures": e.health_failures,
+                "restarts": e.health_restarts,
+                "stamp": e.health_stamp.map(|t| t.to_string()),
+            })),
+            "next_start": self.ext.as_ref().and_then(|e| e.next_start).map(|t| t.to_string()),
+            "backoff_ms": self.ext.as_ref().map(|e| e.backoff_ms),
+            "finish_pid": self.ext.as_ref().map(|e| e.finish_pid),
+            "main_pid": self.ext.as_ref().map(|e| e.main_pid),
+            "status_text": self.ext.as_ref().and_then(|e| e.status_text.clone()),
+            "supervisor_pid": self.ext.as_ref().map(|e| e.supervisor),
+            "commands": self.ext.as_ref().map(|e| e.commands),
         })
     }
 }
@@ -514,6 +571,47 @@ const METRICS: &[Metric] = &[
                 statusfmt::Death::Exit(_) => 0.0,
                 statusfmt::Death::Signal(s) => f64::from(s),
             })
+        },
+    ),
+    (
+        "svc_failing",
+        "gauge",
+        "Whether the service is in a crash loop or failed for good (1) or not (0).",
+        |r| {
+            full(r)
+                .and_then(|f| f.ext.as_ref())
+                .map(|e| b(matches!(e.phase, Phase::Failing | Phase::Failed)))
+        },
+    ),
+    (
+        "svc_health_ok",
+        "gauge",
+        "Whether the last health probe succeeded (1) or failed (0).",
+        |r| {
+            full(r)
+                .and_then(|f| f.ext.as_ref())
+                .and_then(|e| e.health)
+                .map(b)
+        },
+    ),
+    (
+        "svc_health_failures",
+        "gauge",
+        "Consecutive failed health probes of the current run.",
+        |r| {
+            full(r)
+                .and_then(|f| f.ext.as_ref())
+                .map(|e| f64::from(e.health_failures))
+        },
+    ),
+    (
+        "svc_health_restarts_total",
+        "counter",
+        "Restarts caused by failed health probes since the supervisor started.",
+        |r| {
+            full(r)
+                .and_then(|f| f.ext.as_ref())
+                .map(|e| e.health_restarts as f64)
         },
     ),
 ];

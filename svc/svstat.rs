@@ -28,18 +28,21 @@
 //! * `-o FIELD,...`: one line per readable DIR, the values separated by spaces. Fields as
 //!   s6-svstat's: `up wantedup normallyup ready paused pid exitcode signal signum
 //!   updownsince readysince updownfor readyfor`, plus `dir format state want restarts
-//!   deaths lastexit lastexitsince history`. Booleans are `true`/`false`; `pid` is -1 when
+//!   deaths lastexit lastexitsince history` and, from our supervise only, `health
+//!   healthfailures healthrestarts healthsince nextstart backoff mainpid statustext`. Booleans are `true`/`false`; `pid` is -1 when
 //!   down; `exitcode`/`signum` are -1 and `signal` is `NA` unless the service is down after
 //!   such a death; stamps are TAI64N (`@...`, daemontools' clock); unknown values are `NA`.
 //! * `--json`: a JSON array, one object per DIR (`supervised`, `error`, `format`, `up`,
 //!   `pid`, `normally_up`, `want`, `paused`, `state`, `ready`, `stamp`, `seconds`,
 //!   `ready_stamp`, `ready_seconds`, `restarts`, `deaths`, `last_exit`, `last_exit_stamp`,
-//!   `history`, `summary`).
+//!   `history`, `summary`, `health`, `next_start`, `backoff_ms`, `finish_pid`, `main_pid`,
+//!   `status_text`, `supervisor_pid`, `commands`).
 //! * `--prometheus`: the Prometheus text format (node_exporter textfile collector):
 //!   `svc_supervised`, `svc_up`, `svc_ready`, `svc_want_up`, `svc_normally_up`,
 //!   `svc_paused`, `svc_pid`, `svc_uptime_seconds`, `svc_state_change_seconds`,
 //!   `svc_restarts_total`, `svc_deaths_total`, `svc_last_exit_code`,
-//!   `svc_last_exit_signal`, each labelled `service="DIR"`.
+//!   `svc_last_exit_signal`, `svc_failing`, `svc_health_ok`, `svc_health_failures`,
+//!   `svc_health_restarts_total`, each labelled `service="DIR"`.
 //!
 //! Restarts, deaths, readiness and the exit history come from our supervise's sidecar
 //! files (svcore::sidecar); s6's status gives readiness and the last wait status; the

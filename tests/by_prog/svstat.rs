@@ -687,3 +687,66 @@ fn prometheus_output_follows_the_text_format() {
     assert_eq!(get("svc_supervised", "odd\"name"), Some(0.0));
     assert!(text.contains("svc_up{service=\"odd\\\"name\"} 0\n"));
 }
+
+/// Issue 6: the failing state and the health probe's result, from our supervise's sidecar.
+#[test]
+fn health_and_failing_state_from_the_sidecar() {
+    let s = Scratch::new();
+    let web = s.service("web", "exec sleep 600");
+    fs::write(
+        web.join("service.toml"),
+        "[health]\ncommand = \"exit 1\"\ninterval = 100\ntimeout = 5000\nfailures = 1000\ngrace = 100\n",
+    )
+    .unwrap();
+    let crash = s.service("crash", "exit 1");
+    fs::write(
+        crash.join("service.toml"),
+        "[backoff]\ninitial = 100\nmax = 200\nfactor = 2\nreset-after = 10000\n",
+    )
+    .unwrap();
+    let _w = harness::start_supervise(&harness::bin("supervise"), &web, s.path(), "web");
+    let _c = harness::start_supervise(&harness::bin("supervise"), &crash, s.path(), "crash");
+    let last = std::cell::RefCell::new(String::new());
+    wait_until(
+        harness::DEADLINE,
+        || format!("a failed probe: {}", last.borrow()),
+        || {
+            let o = harness::stdout(&ours_in(
+                s.path(),
+                &["-o", "health,healthfailures,healthrestarts", "web"],
+            ));
+            *last.borrow_mut() = o.clone();
+            o.starts_with("fail ") && o.ends_with(" 0\n")
+        },
+    );
+    wait_until(
+        harness::DEADLINE,
+        || format!("a crash loop: {}", last.borrow()),
+        || {
+            let o = harness::stdout(&ours_in(s.path(), &["-o", "state,backoff", "crash"]));
+            *last.borrow_mut() = o.clone();
+            o == "failing 200\n"
+        },
+    );
+    let v = json_of(s.path(), &["web", "crash"]);
+    assert_eq!(v[0]["health"]["result"], "fail");
+    assert!(v[0]["health"]["failures"].as_u64().unwrap() >= 1);
+    assert_eq!(v[0]["health"]["restarts"], 0);
+    assert_eq!(v[1]["health"]["result"], serde_json::Value::Null);
+    // The state may have moved on to a new start since; the sidecar's backoff stays.
+    assert_eq!(v[1]["backoff_ms"], 200);
+    assert!(v[1]["deaths"].as_u64().unwrap() >= 2);
+    let text = harness::stdout(&ours_in(s.path(), &["--prometheus", "web", "crash"]));
+    check_prometheus(&text);
+    assert!(
+        text.contains("svc_health_ok{service=\"web\"} 0\n"),
+        "{text}"
+    );
+    assert!(!text.contains("svc_health_ok{service=\"crash\"}"), "{text}");
+    assert!(text.contains("svc_health_restarts_total{service=\"web\"} 0\n"));
+    assert!(text.contains("svc_failing{service=\"web\"} 0\n"));
+    // The 0.76 line does not change.
+    let line = harness::stdout(&ours_in(s.path(), &["web"]));
+    assert!(line.starts_with("web: up (pid "), "{line}");
+    assert!(line.ends_with(" seconds\n"), "{line}");
+}
