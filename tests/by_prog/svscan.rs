@@ -628,3 +628,63 @@ fn svscan_exec_failure_warns_from_the_child_like_the_original() {
     );
     assert_eq!(ours, exec_failures(&harness::oracle("svscan")));
 }
+
+#[test]
+fn svscan_restarted_recovers_the_pipe_from_the_surviving_logger() {
+    let s = Scratch::new();
+    let scan = s.join("scan");
+    s.service("scan/a", COUNTER);
+    s.service("scan/a/log", "exec cat >> ../out");
+    let out = scan.join("a/out");
+    let mut first = start_svscan(&s, &scan, &[], "svscan1");
+    wait_until(DEADLINE, || first.stderr(), || lines(&out) >= 10);
+    let log_sup = children_named(first.pid(), "supervise log");
+    assert_eq!(log_sup.len(), 1);
+    first.signal(libc::SIGTERM);
+    first.wait_exit(DEADLINE);
+    // While no svscan runs, the service and its supervise go away; only the logger's
+    // supervise (and the logger) still hold the pipe.
+    let svc = harness::bin("svc");
+    harness::run({
+        let mut c = harness::cmd(&svc);
+        c.arg("-dx").arg(scan.join("a"));
+        c
+    });
+    wait_until(
+        DEADLINE,
+        || "supervise a gone".into(),
+        || !harness::is_supervised(&scan.join("a")),
+    );
+    let before = fs::read_to_string(&out).unwrap();
+    let second = start_svscan(&s, &scan, &[], "svscan2");
+    // A new supervise a, on the pipe the surviving logger reads: the new counter's lines
+    // arrive in the same file.
+    wait_until(
+        DEADLINE,
+        || format!("new writer's lines; {}", second.stderr()),
+        || fs::read_to_string(&out).unwrap().len() > before.len() + 200,
+    );
+    assert_eq!(children_named(second.pid(), "supervise a").len(), 1);
+    assert!(children_named(second.pid(), "supervise log").is_empty());
+    assert!(harness::pid_alive(log_sup[0]));
+    harness::run({
+        let mut c = harness::cmd(&svc);
+        c.arg("-p").arg(scan.join("a"));
+        c
+    });
+    let mut prev = usize::MAX;
+    wait_until(
+        DEADLINE,
+        || "the log to settle".into(),
+        || {
+            let n = lines(&out);
+            let stable = n == prev;
+            prev = n;
+            std::thread::sleep(Duration::from_millis(100));
+            stable
+        },
+    );
+    assert_no_gaps(&fs::read_to_string(&out).unwrap(), 2);
+    drop(second);
+    drop(first);
+}
