@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 const RUNS: u32 = 300;
 
+/// Where a program comes from: ours or Debian's.
+type Which = fn(&str) -> PathBuf;
+/// Builds one case's argv for a given origin.
+type Argv<'a> = dyn Fn(Which) -> Vec<String> + 'a;
+
 fn ours(name: &str) -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_supervise"))
         .parent()
@@ -72,10 +77,10 @@ fn main() {
         "program", "ours us", "0.76 us", "ratio"
     );
     println!("|{:-<36}|{:->12}|{:->12}|{:->8}|", "", "", "", "");
-    let row = |label: &str, mk: &dyn Fn(&dyn Fn(&str) -> PathBuf) -> Vec<String>| {
-        let o = median(&mk(&ours), dir.path());
+    let row = |label: &str, mk: &Argv| {
+        let o = median(&mk(ours), dir.path());
         if have_debian {
-            let d = median(&mk(&debian), dir.path());
+            let d = median(&mk(debian), dir.path());
             println!(
                 "| {:<34} | {:>10.1} | {:>10.1} | {:>6.2} |",
                 label,
@@ -84,11 +89,17 @@ fn main() {
                 us(o) / us(d)
             );
         } else {
-            println!("| {:<34} | {:>10.1} | {:>10} | {:>6} |", label, us(o), "-", "-");
+            println!(
+                "| {:<34} | {:>10.1} | {:>10} | {:>6} |",
+                label,
+                us(o),
+                "-",
+                "-"
+            );
         }
     };
     for (label, prog, args) in cases {
-        row(label, &|which: &dyn Fn(&str) -> PathBuf| {
+        row(label, &|which: Which| {
             let mut v = vec![which(prog).display().to_string()];
             v.extend(args.iter().map(|s| s.to_string()));
             v.push("/bin/true".into());
@@ -96,25 +107,22 @@ fn main() {
         });
     }
     // A typical run file: envdir ./env softlimit -o = setlock lk pgrphack setuidgid root CHILD.
-    row(
-        "chain of envdir..setuidgid (5)",
-        &|which: &dyn Fn(&str) -> PathBuf| {
-            let p = |n: &str| which(n).display().to_string();
-            vec![
-                p("envdir"),
-                "env".into(),
-                p("softlimit"),
-                "-o".into(),
-                "=".into(),
-                p("setlock"),
-                "lk".into(),
-                p("pgrphack"),
-                p("setuidgid"),
-                "root".into(),
-                "/bin/true".into(),
-            ]
-        },
-    );
+    row("chain of envdir..setuidgid (5)", &|which: Which| {
+        let p = |n: &str| which(n).display().to_string();
+        vec![
+            p("envdir"),
+            "env".into(),
+            p("softlimit"),
+            "-o".into(),
+            "=".into(),
+            p("setlock"),
+            "lk".into(),
+            p("pgrphack"),
+            p("setuidgid"),
+            "root".into(),
+            "/bin/true".into(),
+        ]
+    });
 }
 
 fn us(d: Duration) -> f64 {
