@@ -70,6 +70,26 @@ fn svc(flags: &str, dir: &Path) {
     assert!(o.status.success(), "svc {flags}: {}", harness::stderr(&o));
 }
 
+/// Waits until `supervise/status` names a running pid, and returns it. supervise writes
+/// `status` after the fork, so a run script's own files may appear before it.
+fn status_up(dir: &Path, sup: &Running) -> u32 {
+    wait_until(
+        DEADLINE,
+        || report(dir, sup),
+        || harness::status_pid(dir) != 0,
+    );
+    harness::status_pid(dir)
+}
+
+/// Waits until `supervise/status` names `pid`.
+fn status_is(dir: &Path, sup: &Running, pid: u32) {
+    wait_until(
+        DEADLINE,
+        || format!("status pid {pid}\n{}", report(dir, sup)),
+        || harness::status_pid(dir) == pid,
+    );
+}
+
 /// The last line of `supervise/deaths`: (pid, raw wait status).
 fn last_death(dir: &Path) -> Option<(u32, i32)> {
     let text = fs::read_to_string(dir.join("supervise/deaths")).ok()?;
@@ -120,7 +140,7 @@ fn beyond_readiness_via_notification_fd_after_a_delay() {
     assert_eq!(get(&e, "ready"), "0");
     assert_eq!(get(&e, "ready_stamp"), "-");
     // The 18-byte status and the 0.76 svstat line say "up", as 0.76 would (§12).
-    assert_eq!(harness::status_pid(&dir), num(&e, "pid") as u32);
+    status_is(&dir, &sup, num(&e, "pid") as u32);
     let o = harness::run({
         let mut c = harness::cmd(oracle("svstat"));
         c.arg(&dir);
@@ -234,7 +254,7 @@ fn beyond_timeout_kill_kills_a_daemon_that_ignores_term() {
         || pid_in(&dir.join("pid")).is_some(),
     );
     let pid = pid_in(&dir.join("pid")).unwrap();
-    assert_eq!(harness::status_pid(&dir), pid);
+    status_is(&dir, &sup, pid);
 
     // Debian's svc, unchanged: `d` sends TERM+CONT; supervise adds the KILL.
     let o = harness::run({
@@ -277,7 +297,7 @@ fn beyond_setsid_stop_kills_the_grandchild_with_the_group() {
         || pid_in(&dir.join("gc")).is_some(),
     );
     let gc = pid_in(&dir.join("gc")).unwrap();
-    let pid = harness::status_pid(&dir);
+    let pid = status_up(&dir, &sup);
     let _guard = GroupGuard(vec![pid]);
     assert!(pid_alive(gc));
     // run leads its own session (and so its process group).
@@ -312,7 +332,7 @@ fn beyond_without_setsid_the_grandchild_survives_a_stop() {
         || pid_in(&dir.join("gc")).is_some(),
     );
     let gc = pid_in(&dir.join("gc")).unwrap();
-    let pid = harness::status_pid(&dir);
+    let pid = status_up(&dir, &sup);
     svc("-d", &dir);
     wait_until(DEADLINE, || report(&dir, &sup), || !pid_alive(pid));
     assert!(pid_alive(gc), "the grandchild escaped, as in 0.76");
@@ -501,7 +521,7 @@ time.sleep(1000)'"
         pid,
         "python was exec'd: MAINPID is run's pid"
     );
-    assert_eq!(harness::status_pid(&dir), pid as u32);
+    status_is(&dir, &sup, pid as u32);
 }
 
 /// The first line of a file written with `.new` + rename, once it is there.
@@ -528,11 +548,11 @@ fn beyond_cgroup_stop_kills_a_grandchild_that_left_the_process_group() {
     );
     let gc = pid_in(&dir.join("gc")).unwrap();
     let _guard = GroupGuard(vec![gc]);
-    let pid = harness::status_pid(&dir);
+    let pid = status_up(&dir, &sup);
     wait_until(
         DEADLINE,
         || report(&dir, &sup),
-        || pid != 0 && fs::read_to_string(format!("/proc/{gc}/comm")).is_ok_and(|c| c == "sleep\n"),
+        || fs::read_to_string(format!("/proc/{gc}/comm")).is_ok_and(|c| c == "sleep\n"),
     );
     // SAFETY: getsid only reads a process attribute.
     assert_ne!(unsafe { libc::getsid(gc as i32) }, unsafe {
