@@ -154,9 +154,19 @@ fn wait_new_pid(dir: &Path, old: u32) -> u32 {
     status_pid(dir)
 }
 
+/// Waits until `dir`'s service runs (supervise may be up before it has spawned `run`).
+fn wait_up(dir: &Path) {
+    wait_until(
+        DEADLINE,
+        || format!("{} to be up", dir.display()),
+        || status_pid(dir) != 0,
+    );
+}
+
 /// Asserts that the member can svok, svstat and svc -t `dir`, and that it restarts.
 fn member_controls(a: &Accounts, cwd: &Path, dir: &Path) {
     let d = dir.to_str().unwrap();
+    wait_up(dir);
     let o = a.as_user(&a.member, cwd, &harness::bin("svok"), &[d]);
     assert_eq!(
         o.status.code(),
@@ -183,6 +193,7 @@ fn member_controls(a: &Accounts, cwd: &Path, dir: &Path) {
 /// Asserts that the outsider is refused by svok, svstat and svc, and the service untouched.
 fn outsider_refused(a: &Accounts, cwd: &Path, dir: &Path) {
     let d = dir.to_str().unwrap();
+    wait_up(dir);
     let before = status_pid(dir);
     let o = a.as_user(&a.outsider, cwd, &harness::bin("svok"), &[d]);
     assert_eq!(o.status.code(), Some(111), "outsider svok {d}");
@@ -565,4 +576,36 @@ fn chmod_r_go_rwx_is_undone_and_warned_about() {
         )),
         "{list}"
     );
+}
+
+#[test]
+fn umask_000_never_makes_control_or_ok_world_writable() {
+    let a = Accounts::new();
+    let s = open_scratch();
+    let plain = s.service("plain", "exec sleep 600");
+    let deleg = s.service("deleg", "exec sleep 600");
+    let (code, _, err) = svgroup(s.path(), &[&a.group, "deleg"]);
+    assert_eq!(code, 0, "{err}");
+    let mut guards = Vec::new();
+    for d in [&plain, &deleg] {
+        let mut c = harness::cmd("/bin/sh");
+        c.args(["-c", "umask 000; exec \"$0\" \"$1\""])
+            .arg(harness::bin("supervise"))
+            .arg(d);
+        guards.push(Running::spawn(
+            c,
+            s.path(),
+            d.file_name().unwrap().to_str().unwrap(),
+        ));
+        wait_until(DEADLINE, || "supervised".into(), || is_supervised(d));
+        wait_until(DEADLINE, || "up".into(), || status_pid(d) != 0);
+    }
+    wait_member_ok(&a, s.path(), &deleg);
+    for f in ["control", "ok"] {
+        assert_eq!(mode(&plain.join("supervise").join(f)), 0o600, "{f}");
+        assert_eq!(mode(&deleg.join("supervise").join(f)), 0o620, "{f}");
+    }
+    assert_eq!(mode(&plain.join("supervise")) & 0o077, 0);
+    outsider_refused(&a, s.path(), &plain);
+    outsider_refused(&a, s.path(), &deleg);
 }
