@@ -263,17 +263,36 @@ impl Cgroup {
     }
 }
 
-/// Makes `name` one safe path component.
+/// The longest sanitized name kept as it is: with [`PREFIX`] it stays well under the
+/// 255-byte limit of a file name (NAME_MAX), which a service's absolute path can exceed.
+const MAX_NAME: usize = 200;
+
+/// Makes `name` one safe path component: `/` and newlines become `_`, a leading dot gets
+/// a `_` before it, and a name longer than [`MAX_NAME`] bytes is cut and followed by a
+/// hash of the whole name, so long names stay distinct.
 fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| if c == '/' || c == '\n' { '_' } else { c })
         .collect();
-    if s.is_empty() || s.starts_with('.') {
+    let s = if s.is_empty() || s.starts_with('.') {
         format!("_{s}")
     } else {
         s
+    };
+    if s.len() <= MAX_NAME {
+        return s;
     }
+    // FNV-1a, 64 bits: stable across runs and versions (unlike std's hasher), so a
+    // restarted supervise finds the cgroup its predecessor left.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let mut cut = MAX_NAME - 17;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{hash:016x}", &s[..cut])
 }
 
 /// Moves the calling process into the cgroup whose `cgroup.procs` is open on `procs_fd`
@@ -370,6 +389,20 @@ mod tests {
         assert_eq!(sanitize(".."), "_..");
         assert_eq!(sanitize(""), "_");
         assert_eq!(sanitize("web-1"), "web-1");
+    }
+
+    #[test]
+    fn sanitize_bounds_long_names_keeping_them_distinct() {
+        let a = format!("/{}/a", "x".repeat(300));
+        let b = format!("/{}/b", "x".repeat(300));
+        let (sa, sb) = (sanitize(&a), sanitize(&b));
+        assert!(sa.len() <= MAX_NAME && sb.len() <= MAX_NAME);
+        assert_ne!(sa, sb);
+        assert_eq!(sa, sanitize(&a), "stable");
+        assert!(sa.starts_with("_xxx"));
+        // Cut on a character boundary.
+        let u = sanitize(&"é".repeat(200));
+        assert!(u.len() <= MAX_NAME, "{}", u.len());
     }
 
     fn wait(what: &str, mut cond: impl FnMut() -> bool) {

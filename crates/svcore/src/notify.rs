@@ -16,17 +16,15 @@
 //!
 //! # Permissions
 //!
-//! sending to a unix socket needs write permission on the socket file (and search
+//! Sending to a unix socket needs write permission on the socket file (and search
 //! permission on every directory above it). A service that drops privileges with
 //! `setuidgid nobody` must still be able to send `READY=1`, so the socket file is made mode
-//! 0666 ([`SOCKET_MODE`]). That does not widen access to anything else: `supervise/` itself
-//! keeps its 0.76 mode 0700 unless the service delegates it (svgroup, the `group` file), so
-//! an unprivileged process reaches the socket only through a path supervise already let it
-//! traverse. For the common case (`run` does `setuidgid` and supervise/ is 0700 and
-//! root-owned) the daemon could not traverse `supervise/`; supervise should therefore make
-//! `supervise/` searchable (0711) only when it creates the socket, which exposes no file
-//! names (no read bit) and leaves `control`/`ok`/`status` at their own 0600 modes. This
-//! module does not touch the directory's mode: that decision is supervise's (§12.11).
+//! 0666 ([`SOCKET_MODE`]). That widens access to nothing else: a process reaches the
+//! socket only through directories it may traverse. `supervise/` is 0700 and root-owned in
+//! 0.76, which would stop the daemon, so supervise adds the search bits (`--x`, no read
+//! bit: no names are listed) to `supervise/` when it binds the socket; `control`, `ok` and
+//! `status` keep their own 0600 modes, so nothing else becomes reachable. This module does
+//! not touch the directory: that is supervise's decision (REFERENCE.md §12.11).
 //!
 //! Credentials are not checked: as with systemd's `NotifyAccess=all`, any process able to
 //! reach the socket can notify. supervise may filter on `MAINPID` itself.
