@@ -609,3 +609,57 @@ fn umask_000_never_makes_control_or_ok_world_writable() {
     outsider_refused(&a, s.path(), &plain);
     outsider_refused(&a, s.path(), &deleg);
 }
+
+/// The OpenACS svgroup script, as described in OPENACS.md §5 (a loop over `$*` doing
+/// chgrp and chmod on the four paths; usage exit 2).
+const OPENACS_SVGROUP: &str = r#"#!/bin/sh
+if [ $# -lt 2 ]; then
+  echo "usage: svgroup group dir ..." >&2
+  exit 2
+fi
+g=$1
+shift
+for i in $*; do
+  chgrp $g $i/supervise/control $i/supervise/ok $i/supervise/status $i/supervise
+  chmod g+w $i/supervise/control $i/supervise/ok
+  chmod g+r $i/supervise/status
+  chmod g+x $i/supervise
+done
+"#;
+
+#[test]
+fn same_files_and_modes_as_the_openacs_script_on_debians_supervise() {
+    let a = Accounts::new();
+    let s = open_scratch();
+    let script = s.join("svgroup.sh");
+    harness::write_script(&script, OPENACS_SVGROUP.trim_start_matches("#!/bin/sh\n"));
+    let theirs = s.service("theirs", "exec sleep 600");
+    let ours = s.service("ours", "exec sleep 600");
+    let _g1 = harness::start_supervise(&oracle("supervise"), &theirs, s.path(), "t");
+    let _g2 = harness::start_supervise(&oracle("supervise"), &ours, s.path(), "o");
+    wait_up(&theirs);
+    wait_up(&ours);
+    let o = run({
+        let mut c = harness::cmd(&script);
+        c.current_dir(s.path()).args([&a.group, "theirs"]);
+        c
+    });
+    assert!(o.status.success(), "{}", harness::stderr(&o));
+    let (code, _, err) = svgroup(s.path(), &[&a.group, "ours"]);
+    assert_eq!(code, 0, "{err}");
+    let seen = |d: &Path| -> Vec<(&str, u32, u32)> {
+        [
+            "supervise",
+            "supervise/control",
+            "supervise/ok",
+            "supervise/status",
+            "supervise/lock",
+        ]
+        .into_iter()
+        .map(|f| (f, mode(&d.join(f)), gid_of(&d.join(f))))
+        .collect()
+    };
+    assert_eq!(seen(&ours), seen(&theirs), "{}", s.listing());
+    member_controls(&a, s.path(), &ours);
+    outsider_refused(&a, s.path(), &ours);
+}
