@@ -663,3 +663,45 @@ fn same_files_and_modes_as_the_openacs_script_on_debians_supervise() {
     member_controls(&a, s.path(), &ours);
     outsider_refused(&a, s.path(), &ours);
 }
+
+#[test]
+fn member_restarts_with_restart_aolserver_outsider_cannot() {
+    let a = Accounts::new();
+    let s = open_scratch();
+    let dir = s.service("site", "exec sleep 600");
+    let (code, _, err) = svgroup(s.path(), &[&a.group, "site"]);
+    assert_eq!(code, 0, "{err}");
+    let _sup = harness::start_supervise(&harness::bin("supervise"), &dir, s.path(), "sup");
+    wait_member_ok(&a, s.path(), &dir);
+    wait_up(&dir);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openacs/restart-aolserver");
+    let as_user = |user: &str| {
+        let mut c = harness::cmd("/usr/sbin/runuser");
+        c.current_dir("/")
+            .env("SVDIR", s.path())
+            .args(["-u", user, "--"])
+            .arg(&script)
+            .args(["-w", "30", "site"]);
+        harness::run_with_deadline(&mut c, Duration::from_secs(60))
+    };
+    let before = status_pid(&dir);
+    let o = as_user(&a.member);
+    assert_eq!(
+        (o.status.code(), harness::stderr(&o)),
+        (Some(0), String::new()),
+        "member restart-aolserver"
+    );
+    let after = status_pid(&dir);
+    assert!(after != 0 && after != before);
+    let o = as_user(&a.outsider);
+    assert_eq!(o.status.code(), Some(100));
+    assert_eq!(
+        harness::stderr(&o),
+        format!(
+            "restart-aolserver: fatal: {}/site is not supervised: svok: fatal: unable to open {}/site/supervise/ok: access denied\n",
+            s.path().display(),
+            s.path().display()
+        )
+    );
+    assert_eq!(status_pid(&dir), after);
+}
