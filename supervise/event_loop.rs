@@ -3,8 +3,9 @@
 //!
 //! One wakeup does what 0.76's loop does, in the same order (REFERENCE.md §4): drain the
 //! self-pipe, reap every dead child, then read the control FIFO. We read up to
-//! [`CHUNK`] bytes at once instead of one, and still process them byte by byte, so a
-//! flood of junk costs one `read` per chunk and never blocks (the FIFO is non-blocking).
+//! [`CHUNK`] bytes at once instead of one (and up to [`CHUNKS_PER_WAKEUP`] reads per
+//! wakeup), and still process them byte by byte, so a flood of junk costs one `read` per
+//! chunk and never blocks (the FIFO is non-blocking).
 //! The poll timeout is the state's next deadline, or infinite: an idle supervise makes
 //! no wakeups at all (0.76 wakes every 3600 s).
 
@@ -53,6 +54,8 @@ fn find_on_path(name: &str) -> Option<String> {
 
 /// Control bytes read per `read` call.
 pub const CHUNK: usize = 64;
+/// Most `read` calls on the control FIFO per wakeup.
+pub const CHUNKS_PER_WAKEUP: usize = 16;
 
 /// First retry delay after a failed status write; doubled up to [`STATUS_RETRY_MAX_MS`].
 const STATUS_RETRY_MS: Millis = 1000;
@@ -660,18 +663,24 @@ impl Loop {
                 }
             }
 
-            // 3. Control bytes, one chunk, byte by byte.
+            // 3. Control bytes, byte by byte, up to CHUNKS_PER_WAKEUP chunks: a flood
+            // then costs one status.ext write per 1024 bytes, not per 64, while the stack
+            // buffer stays small (memory target).
             if fds[1].revents & libc::POLLIN != 0 {
-                match self.control.read(&mut buf) {
-                    Ok(n) => {
-                        for &b in &buf[..n] {
-                            if self.dispatch(st, Event::Control(b)) {
-                                return errstr::EXIT_OK;
+                for _ in 0..CHUNKS_PER_WAKEUP {
+                    match self.control.read(&mut buf) {
+                        Ok(n) => {
+                            for &b in &buf[..n] {
+                                if self.dispatch(st, Event::Control(b)) {
+                                    return errstr::EXIT_OK;
+                                }
+                            }
+                            if n < CHUNK {
+                                break;
                             }
                         }
-                    }
-                    Err(_) => {
-                        // EAGAIN (someone else drained it) or EINTR: try again next time.
+                        // EAGAIN (drained) or EINTR: poll tells us when there is more.
+                        Err(_) => break,
                     }
                 }
             }

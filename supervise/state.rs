@@ -240,6 +240,8 @@ pub struct State {
     pub next_start: Option<Tai64n>,
     /// Gave up: a do-not-restart exit code, or finish exited 125.
     pub failed: bool,
+    /// `u` or `o` arrived while `./finish` ran: start run when finish is done.
+    pub start_after_finish: bool,
     /// The readiness check program.
     pub check: AuxState,
     /// The health probe.
@@ -406,6 +408,7 @@ impl State {
             backoff_ms: 0,
             next_start: None,
             failed: false,
+            start_after_finish: false,
             check: AuxState::default(),
             probe: AuxState::default(),
             health: None,
@@ -538,7 +541,12 @@ impl State {
     /// fork retry is replaced (an explicit `u`/`o` is a reason to try again now).
     /// Nothing starts while `./finish` runs; its end calls this again.
     fn request_start(&mut self, now: Now, out: &mut Actions) {
-        if self.pid != 0 || self.finish_pid != 0 {
+        if self.pid != 0 {
+            return;
+        }
+        if self.finish_pid != 0 {
+            // Remembered: `o` (or `u`) during finish starts run once finish is done.
+            self.start_after_finish = true;
             return;
         }
         if let Some((_, PendingStart::Floor)) = self.start_at {
@@ -592,9 +600,21 @@ impl State {
             out.push(Action::Exit);
             return;
         }
+        // A `u` or `o` that arrived while finish ran is a fresh request, made after the
+        // death: it wins over "once" and over a permanent failure.
+        let requested = std::mem::take(&mut self.start_after_finish);
+        if requested && self.want == Want::Once {
+            self.failed = false;
+            let at = self
+                .last_start
+                .map_or(now.mono, |t| t.saturating_add(self.config.floor_ms));
+            self.plan_start(at, now, out);
+            return;
+        }
         let code = svcore::proc::exit_code(wstatus);
-        let permanent = finish_code == Some(FINISH_PERMANENT_FAILURE)
-            || code.is_some_and(|c| self.config.no_restart.contains(c as u8));
+        let permanent = !requested
+            && (finish_code == Some(FINISH_PERMANENT_FAILURE)
+                || code.is_some_and(|c| self.config.no_restart.contains(c as u8)));
         if permanent && self.want == Want::Up {
             // Like s6's permanent failure: stop wanting it up, say so, and emit O.
             self.failed = true;
@@ -936,6 +956,7 @@ fn control(st: &mut State, b: u8, now: Now, out: &mut Actions) {
         }
         Command::Down => {
             st.want = Want::Down;
+            st.start_after_finish = false;
             // Our rule (REFERENCE.md §4): d cancels a start waiting for the floor.
             st.start_at = None;
             st.next_start = None;
@@ -983,6 +1004,7 @@ fn control(st: &mut State, b: u8, now: Now, out: &mut Actions) {
         Command::Winch => signal(st, SIGWINCH, out),
         Command::Exit => {
             st.exiting = true;
+            st.start_after_finish = false;
             // Our rule: x cancels a pending start; the want byte keeps its value.
             st.start_at = None;
             st.next_start = None;
@@ -2153,5 +2175,89 @@ mod tests {
             120,
         );
         assert!(!a.contains(&KillCgroup));
+    }
+
+    /// run (pid 42) dies at `t` and `./finish` (pid 900) starts.
+    fn with_finish_running(st: &mut State, t: Millis) {
+        let a = step(
+            st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: 0,
+            },
+            at(t),
+        )
+        .to_vec();
+        assert!(a.contains(&SpawnFinish { wstatus: 0 }), "{a:?}");
+        step(st, Event::FinishSpawned { pid: 900 }, at(t));
+    }
+
+    #[test]
+    fn o_during_finish_starts_once_finish_is_done() {
+        let mut st = with(Config::default());
+        ctl(&mut st, b'd', 10);
+        // run's death: finish runs (the test driver feeds it by hand here).
+        let a = step(
+            &mut st,
+            Event::ChildExited {
+                pid: 42,
+                wstatus: 15,
+            },
+            at(20),
+        )
+        .to_vec();
+        assert!(a.contains(&SpawnFinish { wstatus: 15 }));
+        step(&mut st, Event::FinishSpawned { pid: 900 }, at(20));
+        assert_eq!(ctl(&mut st, b'o', 30), vec![WriteStatus]);
+        assert_eq!(st.phase(), Phase::Finishing);
+        let a = run(
+            &mut st,
+            Event::ChildExited {
+                pid: 900,
+                wstatus: 0,
+            },
+            2000,
+        );
+        assert_eq!(a, vec![Spawn], "the o is not lost");
+        assert_eq!(st.want, Want::Once);
+    }
+
+    #[test]
+    fn d_during_finish_cancels_a_remembered_start() {
+        let mut st = with(Config::default());
+        ctl(&mut st, b'd', 10);
+        with_finish_running(&mut st, 20);
+        ctl(&mut st, b'u', 30);
+        ctl(&mut st, b'd', 40);
+        assert!(
+            run(
+                &mut st,
+                Event::ChildExited {
+                    pid: 900,
+                    wstatus: 0
+                },
+                2000
+            )
+            .is_empty()
+        );
+        assert_eq!(st.next_deadline(), None);
+    }
+
+    #[test]
+    fn once_run_dying_with_finish_is_not_restarted() {
+        let mut st = with(Config::default());
+        ctl(&mut st, b'o', 10);
+        with_finish_running(&mut st, 20);
+        assert!(
+            run(
+                &mut st,
+                Event::ChildExited {
+                    pid: 900,
+                    wstatus: 0
+                },
+                2000
+            )
+            .is_empty()
+        );
     }
 }
