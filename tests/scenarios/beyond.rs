@@ -647,3 +647,65 @@ fn beyond_health_probe_failing_restarts_the_service_then_passes() {
     assert!(get(&e, "health_stamp").starts_with('@'), "{e:?}");
     assert!(num(&e, "pid") > 0);
 }
+
+#[test]
+fn beyond_readiness_via_a_check_program() {
+    let s = Scratch::new();
+    // runit's ./check idea: a command polled until it exits 0.
+    let dir = s.service("svc", "exec sleep 1000");
+    fs::write(
+        dir.join("service.toml"),
+        "[readiness]\ncheck = \"test -e go\"\ncheck-interval = 50\n",
+    )
+    .unwrap();
+    let sup = supervise(&s, &dir);
+    let e = wait_ext(&dir, &sup, DEADLINE, "run up, not ready", |e| {
+        get(e, "state") == "starting" && num(e, "pid") > 0
+    });
+    let pid = num(&e, "pid");
+    fs::write(dir.join("go"), "").unwrap();
+    let e = wait_ext(&dir, &sup, DEADLINE, "ready", |e| {
+        get(e, "state") == "ready"
+    });
+    assert_eq!(num(&e, "pid"), pid, "the same run became ready");
+    let mut c = ours("svwait");
+    c.args(["-U", "-t", "10"]).arg(&dir);
+    let o = harness::run(c);
+    assert_eq!(o.status.code(), Some(0), "{}", harness::stderr(&o));
+}
+
+#[test]
+fn beyond_health_command_failing_restarts_the_service() {
+    let s = Scratch::new();
+    let dir = s.service("svc", "exec sleep 1000");
+    fs::write(
+        dir.join("service.toml"),
+        "[health]\ncommand = \"test ! -e sick\"\ninterval = 50\ntimeout = 5000\n\
+         failures = 2\ngrace = 50\n",
+    )
+    .unwrap();
+    let sup = supervise(&s, &dir);
+    let e = wait_ext(&dir, &sup, DEADLINE, "a passing probe", |e| {
+        get(e, "health") == "ok" && num(e, "pid") > 0
+    });
+    let first = num(&e, "pid");
+    assert_eq!(num(&e, "health_restarts"), 0);
+
+    fs::write(dir.join("sick"), "").unwrap();
+    let e = wait_ext(&dir, &sup, DEADLINE, "a restart caused by the probe", |e| {
+        num(e, "health_restarts") >= 1 && num(e, "pid") > 0 && num(e, "pid") != first
+    });
+    assert_eq!(get(&e, "want"), "u");
+    // The old run was stopped with TERM (the down-signal), as `svc -t` would.
+    let deaths = fs::read_to_string(dir.join("supervise/deaths")).unwrap();
+    assert!(
+        deaths
+            .lines()
+            .any(|l| l.ends_with(&format!(" {first} {}", libc::SIGTERM))),
+        "{deaths}"
+    );
+    fs::remove_file(dir.join("sick")).unwrap();
+    wait_ext(&dir, &sup, DEADLINE, "healthy again", |e| {
+        get(e, "health") == "ok" && num(e, "health_failures") == 0
+    });
+}
