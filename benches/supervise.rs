@@ -734,6 +734,14 @@ fn bench() -> Result<()> {
         let list: Vec<String> = parts.iter().map(|(n, k)| format!("{n} {k}")).collect();
         println!("- {}: {}", c.label, list.join(", "));
     }
+    println!();
+    println!("## Private_Dirty after {rounds} respawns, by mapping (KiB)");
+    println!();
+    for (i, c) in cols.iter().enumerate() {
+        let parts = dirty_breakdown(ext[i].pid())?;
+        let list: Vec<String> = parts.iter().map(|(n, k)| format!("{n} {k}")).collect();
+        println!("- {}: {}", c.label, list.join(", "));
+    }
 
     for s in idle
         .iter_mut()
