@@ -140,6 +140,24 @@ fn body_of(response: &[u8]) -> &[u8] {
     }
 }
 
+/// True when `response` holds the headers and as many body bytes as its
+/// `Content-Length` says. Without that header, only the end of the connection ends the
+/// body (HTTP/1.0). Pure.
+pub fn complete(response: &[u8]) -> bool {
+    let Some(head_end) = find(response, b"\r\n\r\n").map(|i| i + 4) else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]);
+    let length = head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    length.is_some_and(|n| response.len() - head_end >= n)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -240,7 +258,14 @@ pub fn probe(url: &Url, expect: Option<&[u8]>, timeout: Duration) -> Result<(), 
             .map_err(|e| Failure(net_str(&e)))?;
         match s.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => resp.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                resp.extend_from_slice(&buf[..n]);
+                // A server that keeps the connection open despite HTTP/1.0 (keep-alive)
+                // has still said all it has to say once Content-Length bytes are in.
+                if complete(&resp) {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) => return Err(timed_out()),
             // A reset after a complete answer is still an answer (some servers close hard).
@@ -373,6 +398,25 @@ mod tests {
             check(b"HTTP/1.0 200 OK\nA: b\n\nsuccess", Some(b"success")),
             Ok(())
         );
+    }
+
+    #[test]
+    fn complete_by_content_length() {
+        assert!(!complete(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n"));
+        assert!(!complete(
+            b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nsucc"
+        ));
+        assert!(complete(
+            b"HTTP/1.0 200 OK\r\ncontent-length:7\r\n\r\nsuccess"
+        ));
+        assert!(complete(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+        ));
+        // Without Content-Length only the end of the connection ends the body.
+        assert!(!complete(b"HTTP/1.0 200 OK\r\n\r\nsuccess"));
+        assert!(!complete(
+            b"HTTP/1.0 200 OK\r\nContent-Length: x\r\n\r\nsuccess"
+        ));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! svprobe connects to the host and port of `url` (`http://host[:port][/path]`, port 80 by
 //! default, `[::1]` for IPv6), sends `GET /path HTTP/1.0` with a `Host:` header, and reads
-//! the response until the server closes the connection (at most 1 MiB is kept). The probe
+//! the response until the server closes the connection, or until as many body bytes as
+//! its `Content-Length` says have arrived (at most 1 MiB is kept). The probe
 //! succeeds when the status is 2xx and, if `expect` is given, the body (not the headers)
 //! contains `expect` as a byte string. It prints nothing on success.
 //!

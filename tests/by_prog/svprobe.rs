@@ -169,3 +169,27 @@ fn svprobe_rejects_non_http_urls() {
         "svprobe: fatal: unsupported URL (only http:// is supported): https://127.0.0.1/\n"
     );
 }
+
+#[test]
+fn svprobe_stops_at_content_length_when_the_server_keeps_the_connection() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        read_request(&mut s);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsuccess\n")
+            .unwrap();
+        // Keep-alive despite HTTP/1.0: the connection stays open until the test ends.
+        let _ = done_rx.recv();
+    });
+    // The deadline is far beyond the harness's: only a complete answer can pass.
+    let (code, _, err) = probe(&[
+        "-t",
+        "600000",
+        &format!("http://127.0.0.1:{port}/"),
+        "success",
+    ]);
+    let _ = done_tx.send(());
+    assert_eq!((code, err.as_str()), (0, ""));
+}
