@@ -1182,6 +1182,8 @@ fn event_fifodir_gets_one_byte_per_event() {
         nix::sys::stat::Mode::from_bits_truncate(0o622),
     )
     .unwrap();
+    // Anything that is not a FIFO is left alone.
+    fs::write(ev.join("not-a-fifo"), "").unwrap();
     send(&d, b"t");
     wait_new_pid(&d, &r, pid);
     let mut got = Vec::new();
@@ -1198,6 +1200,7 @@ fn event_fifodir_gets_one_byte_per_event() {
     );
     assert_eq!(got, b"dDu");
     assert!(!ev.join("ftrig1:stale").exists());
+    assert_eq!(fs::read(ev.join("not-a-fifo")).unwrap(), b"");
 }
 
 #[test]
