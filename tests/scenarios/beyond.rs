@@ -106,15 +106,17 @@ fn pid_in(file: &Path) -> Option<u32> {
     t.trim().parse().ok()
 }
 
-/// KILLs the process group of a service that runs in its own session (setsid), when a
-/// test fails before stopping it: the harness's guard only reaches supervise's group.
-struct GroupGuard(Vec<u32>);
+/// KILLs, on drop, the process groups whose leaders' pids the service wrote into these
+/// files: a run under setsid (and a grandchild that left for a session of its own) is out
+/// of reach of the harness's guard, which signals supervise's group only. Reading the
+/// files at drop time covers a test that fails before it learnt the pids.
+struct GroupGuard(Vec<std::path::PathBuf>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        for &pgid in &self.0 {
-            if pid_alive(pgid) {
-                // SAFETY: kill(2) on the process group of a run script this test started.
+        for f in &self.0 {
+            if let Some(pgid) = pid_in(f).filter(|&p| pid_alive(p)) {
+                // SAFETY: kill(2) on a process group a service of this test created.
                 unsafe {
                     libc::kill(-(pgid as i32), libc::SIGKILL);
                 }
@@ -283,13 +285,15 @@ fn beyond_timeout_kill_kills_a_daemon_that_ignores_term() {
 }
 
 /// A run that forks a grandchild into the background and waits.
-const FORKING_RUN: &str = "sleep 1000 &\necho $! > gc.new && mv gc.new gc\nwait";
+const FORKING_RUN: &str =
+    "echo $$ > run.new && mv run.new run\nsleep 1000 &\necho $! > gc.new && mv gc.new gc\nwait";
 
 #[test]
 fn beyond_setsid_stop_kills_the_grandchild_with_the_group() {
     let s = Scratch::new();
     let dir = s.service("svc", FORKING_RUN);
     fs::write(dir.join("service.toml"), "setsid = true\n").unwrap();
+    let _guard = GroupGuard(vec![dir.join("run")]);
     let sup = supervise(&s, &dir);
     wait_until(
         DEADLINE,
@@ -298,7 +302,6 @@ fn beyond_setsid_stop_kills_the_grandchild_with_the_group() {
     );
     let gc = pid_in(&dir.join("gc")).unwrap();
     let pid = status_up(&dir, &sup);
-    let _guard = GroupGuard(vec![pid]);
     assert!(pid_alive(gc));
     // run leads its own session (and so its process group).
     // SAFETY: getsid/getpgid only read process attributes.
@@ -540,14 +543,14 @@ fn beyond_cgroup_stop_kills_a_grandchild_that_left_the_process_group() {
         "setsid sleep 1000 &\necho $! > gc.new && mv gc.new gc\nexec sleep 1000",
     );
     fs::write(dir.join("service.toml"), "cgroup = true\n").unwrap();
-    let sup = supervise(&s, &dir);
+    let _guard = GroupGuard(vec![dir.join("gc")]);
+    let mut sup = supervise(&s, &dir);
     wait_until(
         DEADLINE,
         || report(&dir, &sup),
         || pid_in(&dir.join("gc")).is_some(),
     );
     let gc = pid_in(&dir.join("gc")).unwrap();
-    let _guard = GroupGuard(vec![gc]);
     let pid = status_up(&dir, &sup);
     wait_until(
         DEADLINE,
@@ -572,6 +575,10 @@ fn beyond_cgroup_stop_kills_a_grandchild_that_left_the_process_group() {
             let cg = cg_of(pid);
             assert!(cg.contains(svcore::cgroup::PREFIX), "run's cgroup {cg:?}");
             assert_eq!(cg_of(gc), cg);
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+            let (mount, _) = svcore::cgroup::parse_mountinfo(&mountinfo).unwrap();
+            let cg_dir = mount.join(cg.trim_start_matches('/'));
+            assert!(cg_dir.join("cgroup.procs").exists(), "{}", cg_dir.display());
             svc("-d", &dir);
             wait_until(
                 DEADLINE,
@@ -584,6 +591,10 @@ fn beyond_cgroup_stop_kills_a_grandchild_that_left_the_process_group() {
                 || !pid_alive(pid) && !pid_alive(gc),
             );
             wait_ext(&dir, &sup, DEADLINE, "down", |e| get(e, "state") == "down");
+            // supervise removes the (now empty) cgroup when it exits.
+            svc("-x", &dir);
+            sup.wait_exit(DEADLINE);
+            assert!(!cg_dir.exists(), "{} left behind", cg_dir.display());
         }
         Err(why) => {
             // No silent skip: say why, and check supervise said it runs without one.
