@@ -627,7 +627,7 @@ fn beyond_health_probe_failing_restarts_the_service_then_passes() {
         dir.join("service.toml"),
         format!(
             "[health]\nurl = \"http://127.0.0.1:{port}/dbtest.tcl\"\nexpect = \"success\"\n\
-             interval = 200\ntimeout = 2000\nfailures = 3\ngrace = 1000\n"
+             interval = 200\ntimeout = 2000\nfailures = 3\ngrace = 2000\n"
         ),
     )
     .unwrap();
