@@ -63,20 +63,47 @@ fn demo_site(dst: &Path, port: u16) {
     std::fs::write(dst.join("env/oacs_httpport"), format!("{port}\n")).unwrap();
 }
 
-/// `ps -eo pid,ppid,args`, as (pid, ppid, args).
-fn ps() -> Vec<(u32, u32, String)> {
-    let o = run({
-        let mut c = harness::cmd("ps");
-        c.args(["-eo", "pid=,ppid=,args="]);
-        c
-    });
-    harness::stdout(&o)
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let pid = it.next()?.parse().ok()?;
-            let ppid = it.next()?.parse().ok()?;
-            Some((pid, ppid, it.collect::<Vec<_>>().join(" ")))
+/// What `ps -eo pid,ppid,args` shows for `root` and its descendants: (pid, ppid, args),
+/// args being `/proc/PID/cmdline` with NULs as spaces. Read from /proc directly, and only
+/// the command lines of our own processes: running `ps` itself on a loaded CI machine
+/// reads every process's cmdline and can take longer than any sane deadline.
+fn ps_tree(root: u32) -> Vec<(u32, u32, String)> {
+    let mut all = Vec::new();
+    for d in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 1 && f[0] != "Z" && f[0] != "X" {
+            all.push((pid, f[1].parse::<u32>().unwrap_or(0)));
+        }
+    }
+    let mut mine = vec![root];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (pid, ppid) in &all {
+            if mine.contains(ppid) && !mine.contains(pid) {
+                mine.push(*pid);
+                grew = true;
+            }
+        }
+    }
+    all.iter()
+        .filter(|(pid, _)| mine.contains(pid))
+        .map(|(pid, ppid)| {
+            let b = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: String = b
+                .iter()
+                .map(|&c| if c == 0 { ' ' } else { c as char })
+                .collect();
+            (*pid, *ppid, args.trim_end().to_string())
         })
         .collect()
 }
@@ -180,7 +207,7 @@ fn walkthrough_link_answer_ps_svc_and_restart_aolserver() {
 
     // `ps -auxw | grep service`: svscan, `supervise demo` (and its log), and the server.
     let pid = status_pid(&site);
-    let procs = ps();
+    let procs = ps_tree(t.svscan.pid());
     let scan_title = format!("svscan {}", t.scan.display());
     assert!(
         procs
