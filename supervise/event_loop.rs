@@ -91,8 +91,10 @@ pub struct Loop {
     pub notify: Option<(u32, File)>,
     /// The last settings error printed, so a crash loop does not repeat it every second.
     pub settings_error: Option<String>,
-    /// Something changed since `status.ext` was last written.
+    /// Something changed since `status.ext` was last written (or the write failed).
     pub ext_dirty: bool,
+    /// The last `status.ext` write failed (and was warned about).
+    pub ext_failing: bool,
     /// Our own pid, for `status.ext`.
     pub self_pid: u32,
     /// `[readiness] check` command (run as `sh -c`).
@@ -540,18 +542,29 @@ impl Loop {
     }
 
     /// Publishes `supervise/status.ext` (after the status it describes).
+    /// A failure is said once (not at every event, which on a full disk under a junk
+    /// flood would be a flood of warnings) and retried at the next wakeup.
     pub fn write_ext(&mut self, st: &State) {
-        self.ext_dirty = false;
-        if let Err(e) = sidecar::write(Path::new("."), &st.ext(self.self_pid)) {
-            errstr::warn(
-                PROG,
-                &format!(
-                    "unable to write {}/{}: {}",
-                    self.dir,
-                    sidecar::STATUS_EXT,
-                    errstr::io_str(&e)
-                ),
-            );
+        match sidecar::write(Path::new("."), &st.ext(self.self_pid)) {
+            Ok(()) => {
+                self.ext_dirty = false;
+                self.ext_failing = false;
+            }
+            Err(e) => {
+                if !self.ext_failing {
+                    errstr::warn(
+                        PROG,
+                        &format!(
+                            "unable to write {}/{}: {}",
+                            self.dir,
+                            sidecar::STATUS_EXT,
+                            errstr::io_str(&e)
+                        ),
+                    );
+                }
+                self.ext_failing = true;
+                self.ext_dirty = true;
+            }
         }
     }
 

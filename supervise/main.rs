@@ -170,6 +170,7 @@ fn start(path: &Path, dir: &str) -> Result<(Loop, State), Fatal> {
         notify: None,
         settings_error: None,
         ext_dirty: true,
+        ext_failing: false,
         self_pid: std::process::id(),
         check: None,
         probe: None,
