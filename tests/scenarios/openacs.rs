@@ -373,3 +373,27 @@ fn ab_switch_swaps_ports_waiting_for_each_to_be_down() {
     // Nothing was stopped.
     assert_eq!(status_pid(&a), new_a);
 }
+
+#[test]
+fn the_demo_script_runs_every_step() {
+    let port = free_port();
+    let mut c = harness::cmd(kit("demo/run-demo"));
+    c.env("DEMO_BIN", harness::bin_dir())
+        .env("TMPDIR", std::env::temp_dir())
+        .arg(port.to_string());
+    let o = harness::run_with_deadline(&mut c, Duration::from_secs(300));
+    let out = harness::stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "run-demo failed; stderr: {}; output: {}",
+        harness::stderr(&o),
+        out
+    );
+    assert!(out.contains("== done: every step behaved as expected\n"));
+    assert!(out.contains(&format!(
+        "GET http://127.0.0.1:{port}/SYSTEM/dbtest.tcl -> success\n"
+    )));
+    // It cleaned up: nothing answers on its port any more.
+    assert!(http_get(port, "/").is_none());
+}
