@@ -17,8 +17,8 @@
 //!
 //! # Notes
 //! The stamp is the time at which the `read(2)` delivering a line's first byte returned,
-//! so lines arriving together share a stamp, as with 0.76 (whose 1024-byte reads do the
-//! same). Everything read is written before the next read: a line is never held back in
+//! so lines arriving together share a stamp (0.76 reads the clock again for each line,
+//! which for lines of one read differs only by its own processing time). Everything read is written before the next read: a line is never held back in
 //! a pipeline. A last line without a newline is passed on without one (as 0.76).
 
 use std::io::{self, Write};
