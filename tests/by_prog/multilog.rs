@@ -916,3 +916,61 @@ fn slow_input_reaches_current_line_by_line() {
     drop(wf);
     assert!(m.wait_exit(DEADLINE).success());
 }
+
+/// Sets or clears the immutable attribute of `p` (a directory that then refuses new
+/// names, renames and unlinks, even to root: our "read-only directory").
+fn chattr(flag: &str, p: &Path) {
+    let st = Command::new("chattr").arg(flag).arg(p).status().unwrap();
+    assert!(st.success(), "chattr {flag} {}", p.display());
+}
+
+#[test]
+fn read_only_directory_pauses_rotation_and_loses_nothing() {
+    let s = Scratch::new();
+    // A tmpfs of our own, so chattr works whatever file system holds /tmp.
+    let t = Tmpfs::new(s.join("mnt"), "1m");
+    let (r, w) = pipe();
+    let mut wf = File::from(w);
+    let mut m = spawn_on(
+        &ours(),
+        s.path(),
+        &["s4096", "n20", "./mnt/L"],
+        &r,
+        &[(PAUSE_ENV, "50")],
+        "m",
+    );
+    let dir = t.0.join("L");
+    wait_until(
+        DEADLINE,
+        || "current".into(),
+        || dir.join("current").exists(),
+    );
+    chattr("+i", &dir);
+    let mut input = Vec::new();
+    for i in 0..300 {
+        writeln!(input, "line {i:04} {}", "r".repeat(30)).unwrap();
+    }
+    wf.write_all(&input).unwrap();
+    let errp = err_path(s.path(), "m");
+    let warned = || {
+        file_has(
+            &errp,
+            b"multilog: warning: unable to rename current to previous in directory ./mnt/L, pausing: ",
+        )
+    };
+    let mut ok = false;
+    let end = std::time::Instant::now() + DEADLINE;
+    while std::time::Instant::now() < end && !ok {
+        ok = warned();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    chattr("-i", &dir);
+    assert!(
+        ok,
+        "no rename warning: {}",
+        fs::read_to_string(&errp).unwrap()
+    );
+    drop(wf);
+    assert!(m.wait_exit(DEADLINE).success());
+    assert_eq!(all_logged(&dir), input);
+}
