@@ -9,7 +9,8 @@
 //! None.
 //!
 //! # Exit codes
-//! 0 at end of input. 111 when reading or writing fails
+//! 0 at end of input, and when the reader of the output goes away (broken pipe; 0.76
+//! dies of SIGPIPE there). 111 when reading or writing fails otherwise
 //! (`tai64n: fatal: unable to read input: ERR`, `tai64n: fatal: unable to write output: ERR`).
 //!
 //! # Examples
@@ -85,6 +86,11 @@ fn run() -> Result<(), (&'static str, io::Error)> {
 fn main() {
     match run() {
         Ok(()) => std::process::exit(errstr::EXIT_OK),
+        // The reader went away (`... | head`): 0.76 dies of SIGPIPE without a word; we
+        // stop quietly too, as a success (ripgrep's policy, STYLE.md).
+        Err((_, e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(errstr::EXIT_OK)
+        }
         Err((what, e)) => {
             errstr::fatal(
                 "tai64n",

@@ -10,7 +10,8 @@
 //! None; arguments are ignored.
 //!
 //! # Exit codes
-//! 0 at end of input. 111 when reading or writing fails
+//! 0 at end of input, and when the reader of the output goes away (broken pipe; 0.76
+//! dies of SIGPIPE there). 111 when reading or writing fails otherwise
 //! (`tai64nlocal: fatal: unable to read input: ERR` or `... unable to write output: ERR`).
 //!
 //! # Examples
@@ -196,6 +197,11 @@ fn main() {
     unsafe { tzset() };
     match run() {
         Ok(()) => std::process::exit(errstr::EXIT_OK),
+        // The reader went away (`... | head`): 0.76 dies of SIGPIPE without a word; we
+        // stop quietly too, as a success (ripgrep's policy, STYLE.md).
+        Err((_, e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(errstr::EXIT_OK)
+        }
         Err((what, e)) => {
             errstr::fatal(
                 "tai64nlocal",
