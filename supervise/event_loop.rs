@@ -428,8 +428,11 @@ impl Loop {
             Ok(p) => p,
             Err(_) => return Event::AuxFailed { aux },
         };
+        // Their stdout would end up in the service's log; their stderr (svprobe's
+        // one-line reason) goes where supervise's own warnings go.
         let opts = SpawnOptions {
             setsid: true,
+            stdout_null: true,
             ..SpawnOptions::default()
         };
         match proc::spawn(&prepared, &opts) {
@@ -455,6 +458,7 @@ impl Loop {
             setsid: st.config.process_group,
             notify_fd: None,
             cgroup_procs: None,
+            stdout_null: false,
         };
         // cgroup v2: the child joins it itself before exec (no race with its forks).
         // The descriptor only has to live until the fork is done.

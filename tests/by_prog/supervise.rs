@@ -1368,7 +1368,7 @@ fn health_command_failures_restart_the_service() {
     let d = s.service("s", SLEEPER);
     fs::write(
         d.join("service.toml"),
-        "[health]\ncommand = \"echo probe >>probes; test ! -e sick\"\ninterval = 50\nfailures = 2\ngrace = 0\n",
+        "[health]\ncommand = \"echo probe >>probes; echo noise; test ! -e sick\"\ninterval = 50\nfailures = 2\ngrace = 0\n",
     )
     .unwrap();
     let r = ours(&s, &d);
@@ -1394,6 +1394,9 @@ fn health_command_failures_restart_the_service() {
     let h = deaths(&d);
     assert_eq!(h[0].pid, pid);
     assert_eq!(h[0].wstatus, libc::SIGTERM);
+    // A probe's stdout does not end up in the service's log (supervise's stdout).
+    let out = fs::read_to_string(&r.stdout_path).unwrap();
+    assert!(!out.contains("noise"), "{out}");
 }
 
 #[test]

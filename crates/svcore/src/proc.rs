@@ -30,6 +30,9 @@ pub struct SpawnOptions {
     /// that cgroup between fork and exec, so nothing it forks can stay outside
     /// (svcore::cgroup's "joining without a race"). A failure leaves it where it is.
     pub cgroup_procs: Option<RawFd>,
+    /// Give the child `/dev/null` as fd 1 (helpers such as health probes, whose output
+    /// must not land in the service's log pipe). stderr stays supervise's.
+    pub stdout_null: bool,
 }
 
 /// A prepared command line: built (and allocated) before the fork, so the child only
@@ -106,6 +109,13 @@ fn child(p: &Prepared, opts: &SpawnOptions) -> ! {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         if opts.setsid {
             libc::setsid();
+        }
+        if opts.stdout_null {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null >= 0 && null != 1 {
+                libc::dup2(null, 1);
+                libc::close(null);
+            }
         }
         if let Some(fd) = opts.cgroup_procs {
             // One write(2), no allocation (cgroup::join_self).
