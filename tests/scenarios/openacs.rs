@@ -175,10 +175,18 @@ impl Tree {
     /// Creates the demo site as `s/www/NAME/etc/daemontools` and links it as `scan/NAME`,
     /// as OpenACS does (OPENACS.md §2).
     fn add_site(&self, name: &str, port: u16) -> PathBuf {
+        self.add_site_env(name, port, &[])
+    }
+
+    /// [`Tree::add_site`] with extra `env/` files, written before the link appears.
+    fn add_site_env(&self, name: &str, port: u16, env: &[(&str, &str)]) -> PathBuf {
         let real = self.s.join(format!("www/{name}/etc"));
         std::fs::create_dir_all(&real).unwrap();
         let real = real.join("daemontools");
         demo_site(&real, port);
+        for (k, v) in env {
+            std::fs::write(real.join("env").join(k), format!("{v}\n")).unwrap();
+        }
         let link = self.scan.join(name);
         symlink(&real, &link).unwrap();
         link
@@ -336,8 +344,11 @@ fn ab_switch_swaps_ports_waiting_for_each_to_be_down() {
     let t = Tree::new();
     let (pa, pb) = (free_port(), free_port());
     assert_ne!(pa, pb);
-    let a = t.add_site("site-a", pa);
-    let b = t.add_site("site-b", pb);
+    // Each instance drains for a second after TERM with its port still bound, as nsd
+    // does (OPENACS.md §4): starting the other one on that port too early would fail.
+    let slow = [("oacs_shutdown_delay", "1")];
+    let a = t.add_site_env("site-a", pa, &slow);
+    let b = t.add_site_env("site-b", pb, &slow);
     wait_until(SLOW, || "site-a up".into(), || answers_success(pa));
     wait_until(SLOW, || "site-b up".into(), || answers_success(pb));
     let (old_a, old_b) = (status_pid(&a), status_pid(&b));
@@ -362,6 +373,14 @@ fn ab_switch_swaps_ports_waiting_for_each_to_be_down() {
     let (new_a, new_b) = (status_pid(&a), status_pid(&b));
     assert!(new_a != 0 && new_a != old_a && new_b != 0 && new_b != old_b);
     assert!(answers_success(pa) && answers_success(pb));
+    // ab-switch waited for each to be down: no instance ever failed to bind.
+    for site in ["site-a", "site-b"] {
+        let log =
+            t.s.join(format!("www/{site}/etc/daemontools/log/main/current"));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(text.contains("graceful shutdown"), "{site}: {text}");
+        assert!(!text.contains("unable to bind"), "{site}: {text}");
+    }
 
     // Errors: usage, and a name that is not a service.
     assert_eq!(
