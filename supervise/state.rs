@@ -13,9 +13,16 @@
 //! The features of issue 6 are all driven by [`Config`], whose default is exactly 0.76:
 //! `down-signal` and `timeout-kill` (s6, REFERENCE.md §11.4), `./finish` with s6's
 //! arguments (§11.1), readiness through `notification-fd` (§11.2), exponential backoff
-//! with reset (§12.2), exit codes that mean "do not restart", and process-group kill
-//! (§12.7). With the default config, the actions for every event are those of 0.76
-//! (plus event-fifodir notifications, which only readers that ask for them see).
+//! with reset (§12.2), exit codes that mean "do not restart", process-group and cgroup
+//! kill (§12.7), readiness by a polled `check` program or a NOTIFY_SOCKET (§12.5), and
+//! health probes that restart the service after N failures. With the default config, the
+//! actions for every event are those of 0.76 (plus event-fifodir notifications, which
+//! only readers that ask for them see).
+//!
+//! Helper children (the check and the probe, [`Aux`]) are timers plus a pid each
+//! ([`AuxState`]): a timer starts one ([`Action::SpawnAux`]), its reap is its result, and
+//! an overrun is a KILL to its process group. Their results only count for the run they
+//! were started for.
 
 use std::collections::VecDeque;
 use svcore::control::Command;
