@@ -108,6 +108,27 @@ impl Drop for Accounts {
     }
 }
 
+/// The path of our program `name` as the test accounts can run it: a hard link (or a copy)
+/// in `scratch/bin`. The checkout itself may live where they cannot go (CI clones as
+/// root, possibly under /root), and PATH lookups would then silently fall back to
+/// Debian's programs.
+fn ubin(scratch: &Path, name: &str) -> PathBuf {
+    let dir = scratch.join("bin");
+    if !dir.exists() {
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let dst = dir.join(name);
+    if !dst.exists() {
+        let src = harness::bin(name);
+        if fs::hard_link(&src, &dst).is_err() {
+            fs::copy(&src, &dst).unwrap();
+        }
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dst
+}
+
 /// A scratch dir the test accounts can traverse (tempdirs are 0700).
 fn open_scratch() -> Scratch {
     let s = Scratch::new();
@@ -167,21 +188,21 @@ fn wait_up(dir: &Path) {
 fn member_controls(a: &Accounts, cwd: &Path, dir: &Path) {
     let d = dir.to_str().unwrap();
     wait_up(dir);
-    let o = a.as_user(&a.member, cwd, &harness::bin("svok"), &[d]);
+    let o = a.as_user(&a.member, cwd, &ubin(cwd, "svok"), &[d]);
     assert_eq!(
         o.status.code(),
         Some(0),
         "member svok {d}: {}",
         harness::stderr(&o)
     );
-    let o = a.as_user(&a.member, cwd, &harness::bin("svstat"), &[d]);
+    let o = a.as_user(&a.member, cwd, &ubin(cwd, "svstat"), &[d]);
     let text = harness::stdout(&o);
     assert!(
         text.starts_with(&format!("{d}: up (pid ")),
         "member svstat: {text}"
     );
     let before = status_pid(dir);
-    let o = a.as_user(&a.member, cwd, &harness::bin("svc"), &["-t", d]);
+    let o = a.as_user(&a.member, cwd, &ubin(cwd, "svc"), &["-t", d]);
     assert_eq!(
         (o.status.code(), harness::stderr(&o)),
         (Some(0), String::new()),
@@ -195,16 +216,16 @@ fn outsider_refused(a: &Accounts, cwd: &Path, dir: &Path) {
     let d = dir.to_str().unwrap();
     wait_up(dir);
     let before = status_pid(dir);
-    let o = a.as_user(&a.outsider, cwd, &harness::bin("svok"), &[d]);
+    let o = a.as_user(&a.outsider, cwd, &ubin(cwd, "svok"), &[d]);
     assert_eq!(o.status.code(), Some(111), "outsider svok {d}");
     assert!(harness::stderr(&o).contains("access denied"), "{o:?}");
-    let o = a.as_user(&a.outsider, cwd, &harness::bin("svstat"), &[d]);
+    let o = a.as_user(&a.outsider, cwd, &ubin(cwd, "svstat"), &[d]);
     assert_eq!(
         harness::stdout(&o),
         format!("{d}: unable to open supervise/ok: access denied\n")
     );
     for opt in ["-t", "-d", "-k", "-x"] {
-        let o = a.as_user(&a.outsider, cwd, &harness::bin("svc"), &[opt, d]);
+        let o = a.as_user(&a.outsider, cwd, &ubin(cwd, "svc"), &[opt, d]);
         // 0.76's svc warns and exits 0 (OPENACS.md gotcha 1).
         assert_eq!(o.status.code(), Some(0));
         assert_eq!(
@@ -243,7 +264,7 @@ fn wait_member_ok(a: &Accounts, cwd: &Path, dir: &Path) {
         DEADLINE,
         || format!("member svok {d} to succeed"),
         || {
-            a.as_user(&a.member, cwd, &harness::bin("svok"), &[d])
+            a.as_user(&a.member, cwd, &ubin(cwd, "svok"), &[d])
                 .status
                 .success()
         },
@@ -340,7 +361,7 @@ fn delegation_survives_status_rewrites_restart_and_wiped_supervise() {
         for _ in 0..3 {
             member_controls(&a, s.path(), &dir);
         }
-        let o = a.as_user(&a.member, s.path(), &harness::bin("svc"), &["-d", &d]);
+        let o = a.as_user(&a.member, s.path(), &ubin(s.path(), "svc"), &["-d", &d]);
         assert!(o.status.success());
         wait_until(
             DEADLINE,
@@ -354,14 +375,14 @@ fn delegation_survives_status_rewrites_restart_and_wiped_supervise() {
                 .contains(": down ")
             },
         );
-        let o = a.as_user(&a.member, s.path(), &harness::bin("svstat"), &[&d]);
+        let o = a.as_user(&a.member, s.path(), &ubin(s.path(), "svstat"), &[&d]);
         assert!(harness::stdout(&o).contains(": down "), "{o:?}");
-        let o = a.as_user(&a.member, s.path(), &harness::bin("svc"), &["-u", &d]);
+        let o = a.as_user(&a.member, s.path(), &ubin(s.path(), "svc"), &["-u", &d]);
         assert!(o.status.success());
         wait_until(DEADLINE, || "up again".into(), || status_pid(&dir) != 0);
         outsider_refused(&a, s.path(), &dir);
         // The member may even stop supervise itself.
-        let o = a.as_user(&a.member, s.path(), &harness::bin("svc"), &["-dx", &d]);
+        let o = a.as_user(&a.member, s.path(), &ubin(s.path(), "svc"), &["-dx", &d]);
         assert!(o.status.success());
         wait_until(
             DEADLINE,
@@ -443,7 +464,7 @@ fn remove_gives_the_service_back_to_root_only() {
         let o = a.as_user(
             &a.member,
             s.path(),
-            &harness::bin("svok"),
+            &ubin(s.path(), "svok"),
             &[d.to_str().unwrap()],
         );
         assert_eq!(o.status.code(), Some(111));
@@ -502,7 +523,7 @@ fn refusals_and_usage() {
     let o = a.as_user(
         &a.member,
         s.path(),
-        &harness::bin("svgroup"),
+        &ubin(s.path(), "svgroup"),
         &[&a.group, "x"],
     );
     assert_eq!(o.status.code(), Some(100));
@@ -674,10 +695,21 @@ fn member_restarts_with_restart_aolserver_outsider_cannot() {
     let _sup = harness::start_supervise(&harness::bin("supervise"), &dir, s.path(), "sup");
     wait_member_ok(&a, s.path(), &dir);
     wait_up(&dir);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openacs/restart-aolserver");
+    // The script and our clients where the accounts can reach them, ours first on PATH.
+    for n in ["svc", "svok", "svstat"] {
+        ubin(s.path(), n);
+    }
+    let script = s.join("bin/restart-aolserver");
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openacs/restart-aolserver"),
+        &script,
+    )
+    .unwrap();
+    let path = format!("{}:{}", s.join("bin").display(), harness::path_env());
     let as_user = |user: &str| {
         let mut c = harness::cmd("/usr/sbin/runuser");
         c.current_dir("/")
+            .env("PATH", &path)
             .env("SVDIR", s.path())
             .args(["-u", user, "--"])
             .arg(&script)
