@@ -35,6 +35,8 @@ pub struct Full {
     pub deaths: Vec<Death>,
     /// When it was read.
     pub now: Tai64n,
+    /// DIR has s6's `notification-fd` file.
+    pub s6_notify: bool,
 }
 
 /// Reads the service in the current directory (the caller has entered DIR).
@@ -78,6 +80,7 @@ fn build_once(dir: String) -> (Report, bool) {
                 ext,
                 deaths,
                 now: Tai64n::now(),
+                s6_notify: here.join("notification-fd").exists(),
             })
         }
     };
@@ -174,7 +177,9 @@ impl Full {
         }
         match (&self.ext, self.svc.record.ready) {
             (Some(e), _) => e.ready || e.phase == Phase::Up,
-            (None, Some(r)) => r,
+            // s6 sets its flag only when the service has `notification-fd`; without
+            // it, up is ready (as `s6-svc -wU` treats it).
+            (None, Some(r)) => r || !self.s6_notify,
             (None, None) => true,
         }
     }

@@ -56,7 +56,9 @@
 //! 7, as runit's `sv -w`; decimals allowed):
 //!
 //! * with `x`: the supervisor is gone (`svwait -x`);
-//! * else the last of `u d p c` sent decides: up, down, paused, not paused;
+//! * else the last of `u d p c` sent decides: up (and ready, when the service has
+//!   readiness configured: `notification-fd` and the like with ours, s6's ready flag;
+//!   otherwise plain up), down, paused, not paused;
 //! * with our supervise, also: its counter of handled commands (`commands` in
 //!   `supervise/status.ext`, svcore::sidecar) has grown by the bytes sent, so signal
 //!   letters (`-t`, `-h`, ...) are acknowledged when supervise has handled them;
@@ -209,7 +211,9 @@ fn goal_for(bytes: &[u8], before: Option<(u32, u64)>) -> wait::Goal {
             .iter()
             .rev()
             .find_map(|b| match b {
-                b'u' => Some(Target::Up),
+                // Up and, when readiness is configured (ours, s6), ready: the service
+                // took effect when it can serve. Without readiness this is plain up.
+                b'u' => Some(Target::Ready),
                 b'd' => Some(Target::Down),
                 b'p' => Some(Target::Paused),
                 b'c' => Some(Target::Continued),
@@ -346,10 +350,10 @@ mod tests {
     fn wait_goal_from_letters() {
         use wait::Target;
         let t = |b: &[u8]| goal_for(b, None).target;
-        assert_eq!(t(b"u"), Target::Up);
+        assert_eq!(t(b"u"), Target::Ready);
         assert_eq!(t(b"dx"), Target::Exited);
         assert_eq!(t(b"ud"), Target::Down);
-        assert_eq!(t(b"dut"), Target::Up);
+        assert_eq!(t(b"dut"), Target::Ready);
         assert_eq!(t(b"p"), Target::Paused);
         assert_eq!(t(b"pc"), Target::Continued);
         assert_eq!(t(b"th"), Target::Nothing);

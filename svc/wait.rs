@@ -97,7 +97,13 @@ pub struct Snapshot {
     pub svc: Result<Service, Problem>,
     /// Our supervise's sidecar.
     pub ext: Sidecar,
+    /// DIR has s6's `notification-fd` file. s6 sets its ready flag only for such a
+    /// service; like `s6-svc -wU`, a service without it counts as ready when up.
+    pub notification_fd: bool,
 }
+
+/// s6's readiness file (REFERENCE.md §11.2).
+pub const NOTIFICATION_FD: &str = "notification-fd";
 
 /// Reads DIR's state.
 pub fn look(dir: &Path) -> Snapshot {
@@ -113,7 +119,11 @@ pub fn look(dir: &Path) -> Snapshot {
         }
         (Ok(e), _) => Sidecar::Stale(e),
     };
-    Snapshot { svc, ext }
+    Snapshot {
+        svc,
+        ext,
+        notification_fd: dir.join(NOTIFICATION_FD).exists(),
+    }
 }
 
 /// The verdict on one DIR.
@@ -165,7 +175,7 @@ pub fn judge(goal: &Goal, snap: &Snapshot) -> Verdict {
             up && match (ext, r.ready) {
                 // Phase::Up means "running, no readiness configured" (svcore::sidecar).
                 (Some(e), _) => e.ready || e.phase == Phase::Up,
-                (None, Some(ready)) => ready,
+                (None, Some(ready)) => ready || !snap.notification_fd,
                 (None, None) => true,
             }
         }
@@ -464,6 +474,7 @@ mod tests {
 
     fn snap(r: Record, ext: Sidecar) -> Snapshot {
         Snapshot {
+            notification_fd: true,
             svc: Ok(Service {
                 normally_up: true,
                 record: r,
@@ -515,6 +526,9 @@ mod tests {
             judge(&goal(Target::Ready), &snap(s6, Sidecar::Absent)),
             Verdict::NotYet
         );
+        let mut without = snap(s6, Sidecar::Absent);
+        without.notification_fd = false;
+        assert_eq!(judge(&goal(Target::Ready), &without), Verdict::Done);
         s6.ready = Some(true);
         assert_eq!(
             judge(&goal(Target::Ready), &snap(s6, Sidecar::Absent)),
@@ -574,6 +588,7 @@ mod tests {
     #[test]
     fn not_running_is_done_for_exited_and_gone_otherwise() {
         let s = Snapshot {
+            notification_fd: false,
             svc: Err(Problem::NotRunning),
             ext: Sidecar::Absent,
         };

@@ -212,9 +212,17 @@ fn ready_waits_for_notification_fd() {
     assert_eq!(code(&o), 0, "{}", harness::stderr(&o));
     let o = ours_in("svwait", s.path(), &["-U", "-t", "0.5", "svc"]);
     assert_eq!(code(&o), 99, "not ready yet");
+    // svc --wait -u means "up and ready" when readiness is configured.
+    let o = ours_in("svc", s.path(), &["--wait=0.5", "-u", "svc"]);
+    assert_eq!(
+        (code(&o), harness::stderr(&o)),
+        (99, "svc: fatal: timed out waiting for svc\n".to_string())
+    );
     let w = Bg::spawn("svwait", s.path(), &["-U", "-t", "20", "svc"]);
+    let acked = Bg::spawn("svc", s.path(), &["--wait=20", "-u", "svc"]);
     fs::write(s.join("go"), "").unwrap();
     assert_eq!(w.join(), (0, String::new()));
+    assert_eq!(acked.join(), (0, String::new()));
     let ext = fs::read_to_string(dir.join("supervise/status.ext")).unwrap();
     assert!(ext.contains("\nready 1\n"), "{ext}");
 }
@@ -371,4 +379,36 @@ fn waiting_on_our_supervise_costs_no_wakeups() {
     let o = ours_in("svc", s.path(), &["-d", "svc"]);
     assert_eq!(code(&o), 0);
     assert_eq!(w.join(), (0, String::new()));
+}
+
+/// s6's ready flag: with `notification-fd`, -U (and `svc --wait -u`) waits for the daemon's
+/// report; without it, up is ready (as `s6-svc -wU` treats it).
+#[test]
+fn s6_readiness() {
+    let s = Scratch::new();
+    let d = s.service(
+        "s6",
+        "while [ ! -e ../go ]; do sleep 0.05; done; echo >&3; exec sleep 600",
+    );
+    fs::write(d.join("notification-fd"), "3\n").unwrap();
+    let mut c = harness::cmd(oracle("s6-supervise"));
+    c.arg(&d);
+    let _s6 = Running::spawn(c, s.path(), "s6");
+    let last = std::cell::RefCell::new(String::new());
+    wait_until(
+        harness::DEADLINE,
+        || format!("svwait -u s6: {}", last.borrow()),
+        || {
+            let o = ours_in("svwait", s.path(), &["-u", "-t", "5", "s6"]);
+            *last.borrow_mut() = harness::stderr(&o);
+            code(&o) == 0
+        },
+    );
+    let o = ours_in("svwait", s.path(), &["-U", "-t", "0.3", "s6"]);
+    assert_eq!(code(&o), 99);
+    let w = Bg::spawn("svwait", s.path(), &["-U", "-t", "20", "s6"]);
+    fs::write(s.join("go"), "").unwrap();
+    assert_eq!(w.join(), (0, String::new()));
+    let o = ours_in("svstat", s.path(), &["-o", "up,ready", "s6"]);
+    assert_eq!(harness::stdout(&o), "true true\n");
 }
