@@ -42,7 +42,9 @@
 //! # Notes
 //!
 //! Not in daemontools 0.76. Differences from s6-svwait: `-t` is in seconds, not
-//! milliseconds; `-x` is ours; a supervisor gone is 111 (s6 says 102).
+//! milliseconds; `-x` is ours; a supervisor gone is 111 (s6 says 102); `-U` on an s6
+//! service without `notification-fd` returns when it is up (s6-svwait waits forever
+//! there; `s6-svc -wU` does as we do).
 
 // svc --wait uses the parts of this module that svwait does not.
 #[allow(dead_code)]
