@@ -1596,3 +1596,62 @@ fn backoff_resets_after_a_healthy_uptime() {
     );
     wait_new_pid(&d, &r, pid);
 }
+
+/// A fork failure (RLIMIT_NPROC reached) gives 0.76's warning, keeps supervise serving
+/// and the status truthful; `u` tries again at once (not after 60 s); `x` still exits.
+#[test]
+fn fork_failure_warns_keeps_serving_and_u_retries() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // A uid of its own (no passwd entry needed), so that no other process counts
+    // against its limit of one process: supervise itself.
+    let uid = 47_000 + std::process::id() % 10_000;
+    let s = Scratch::new();
+    fs::set_permissions(s.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let d = s.service("s", SLEEPER);
+    fs::write(d.join("down"), "").unwrap();
+    for p in [d.clone(), d.join("run"), d.join("down")] {
+        std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
+    }
+    let mut c = harness::ours("supervise");
+    c.arg(&d).uid(uid).gid(uid);
+    // SAFETY: setrlimit is async-signal-safe; it runs in the child after the uid change
+    // (lowering a limit needs no privilege).
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut r = Running::spawn(c, s.path(), "supervise");
+    wait_until(
+        DEADLINE,
+        || describe(&d, &r),
+        || is_supervised(&d) && status_bytes(&d).len() == 18,
+    );
+    send(&d, b"u");
+    let msg = format!(
+        "supervise: warning: unable to fork for {}, sleeping 60 seconds: temporary failure",
+        d.display()
+    );
+    let count = |r: &Running| r.stderr().lines().filter(|l| *l == msg).count();
+    wait_until(DEADLINE, || r.stderr(), || count(&r) >= 1);
+    // Truthful and alive meanwhile.
+    assert_eq!(status_pid(&d), 0);
+    assert_eq!(want(&d), b'u');
+    assert!(is_supervised(&d));
+    // u tries again now (0.76 would sleep 60 s first).
+    send(&d, b"u");
+    wait_until(DEADLINE, || r.stderr(), || count(&r) >= 2);
+    // Still controllable: d cancels the retry, x exits.
+    send(&d, b"dx");
+    assert_eq!(r.wait_exit(DEADLINE).code(), Some(0));
+    assert_eq!(want(&d), b'd');
+    assert_eq!(status_pid(&d), 0);
+}
