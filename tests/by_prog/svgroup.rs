@@ -291,6 +291,16 @@ fn member_controls_service_and_log_outsider_is_refused() {
         assert!(mode(&sup.join("status")) & 0o040 != 0);
         // lock is left alone (root, 0600), as by the original script.
         assert_eq!(mode(&sup.join("lock")), 0o600);
+        // Our supervise's s6-style event/ fifodir: members may subscribe (svwait).
+        assert_eq!(gid_of(&d.join("event")), a.gid());
+        assert_eq!(mode(&d.join("event")), 0o3730);
+        let o = a.as_user(
+            &a.member,
+            s.path(),
+            &ubin(s.path(), "svwait"),
+            &["-u", "-t", "10", d.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", harness::stderr(&o));
         member_controls(&a, s.path(), &d);
         outsider_refused(&a, s.path(), &d);
     }

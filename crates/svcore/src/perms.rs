@@ -20,6 +20,7 @@
 //! | `control`, `ok` | group GROUP, exactly `0620` | `o-rwx` |
 //! | `status` | group GROUP, `g+r` | unchanged |
 //! | `lock` | unchanged (root, 0600) | unchanged |
+//! | `event/` (if any) | group GROUP, `3730` (s6's fifodir mode) | unchanged |
 //!
 //! * Without a `group` file the group bits are left alone, because an admin (or the original
 //!   svgroup script) may have delegated by hand, and 0.76 keeps such modes across a supervise
@@ -54,6 +55,9 @@ pub const FIFO_MODE_DELEGATED: u32 = 0o620;
 pub const DIR_BITS_DELEGATED: u32 = 0o710;
 /// Bits of `supervise/` kept under a delegation (group read may stay; others get nothing).
 pub const DIR_KEEP_DELEGATED: u32 = 0o750;
+
+/// Mode of the `event/` fifodir (s6's): setgid and sticky, owner rwx, group wx.
+pub const EVENT_MODE: u32 = 0o3730;
 
 /// The delegation recorded for `dir`: the first line of `dir/group`, trimmed, or `None`
 /// when the file does not exist.
@@ -198,6 +202,13 @@ pub fn delegate(dir: &Path, gid: u32) -> Result<(), PathError> {
         chgrp(&sup, gid)?;
         chmod(&sup, delegated_dir_mode(m))?;
     }
+    // The s6-style event fifodir (REFERENCE.md §11.5), if supervise made one: group GROUP
+    // with s6's mode 3730, so members can subscribe (svwait), as s6-svperms -g does.
+    let ev = dir.join(svdir::EVENT);
+    if fs::metadata(&ev).map(|m| m.is_dir()).unwrap_or(false) {
+        chgrp(&ev, gid)?;
+        chmod(&ev, EVENT_MODE)?;
+    }
     Ok(())
 }
 
@@ -222,6 +233,11 @@ pub fn undelegate(dir: &Path, gid: u32) -> Result<(), PathError> {
             Err(e) if e.error.kind() == io::ErrorKind::NotFound => {}
             other => other?,
         }
+    }
+    let ev = dir.join(svdir::EVENT);
+    if fs::metadata(&ev).map(|m| m.is_dir()).unwrap_or(false) {
+        chgrp(&ev, gid)?;
+        chmod(&ev, EVENT_MODE)?;
     }
     Ok(())
 }
