@@ -30,6 +30,14 @@
 //! * TERM: finish the line being read, flush, exit 0; unread input stays in the pipe.
 //! * ALRM: rotate every non-empty `current` now.
 //!
+//! # Examples
+//! * `exec multilog t ./main`: the usual `log/run`: stamp and keep 10 files of ~100 KB.
+//! * `exec multilog t s1000000 n20 './main' -* '+* Error:*' =lasterror`: everything in
+//!   `main`, the latest line whose message starts with `Error:` in `lasterror`. (With `t`
+//!   a pattern sees the stamp: `*` + a hex digit would stop inside it, so skip it with
+//!   `* `.)
+//! * `exec multilog t T S50000000 z ./main`: both stamps, gzip'd archives, at most ~50 MB.
+//!
 //! # Notes
 //! Rotation happens at exactly the bytes 0.76 would choose for the same reads, but our
 //! writes are coalesced (one `write` per directory per read), and several lines arriving
