@@ -110,6 +110,8 @@ pub fn look(dir: &Path) -> Snapshot {
     let svc = svstat::probe(dir);
     let ext = match (sidecar::read(dir), &svc) {
         (Err(_), _) => Sidecar::Absent,
+        // Left behind by an earlier supervise of ours (a 0.76 one may run there now).
+        (Ok(e), _) if !alive(e.supervisor) => Sidecar::Absent,
         (Ok(e), Ok(s))
             if s.record.format == Format::Daemontools
                 && u64::from(e.pid) == s.record.pid
@@ -124,6 +126,16 @@ pub fn look(dir: &Path) -> Snapshot {
         ext,
         notification_fd: dir.join(NOTIFICATION_FD).exists(),
     }
+}
+
+/// True while a process with this pid exists (kill with signal 0).
+fn alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The verdict on one DIR.

@@ -449,3 +449,40 @@ fn s6_readiness() {
     let o = ours_in("svstat", s.path(), &["-o", "up,ready", "s6"]);
     assert_eq!(harness::stdout(&o), "true true\n");
 }
+
+/// Back from ours to daemontools: the sidecar our supervise left behind is ignored, so
+/// waiting works on the 0.76 supervise that took over.
+#[test]
+fn a_sidecar_left_behind_is_ignored() {
+    let s = Scratch::new();
+    let (dir, mut ours_sup) = ours_up(&s, "svc", "exec sleep 600");
+    let o = ours_in("svc", s.path(), &["--wait=20", "-dx", "svc"]);
+    assert_eq!((code(&o), harness::stderr(&o)), (0, String::new()));
+    ours_sup.wait_exit(harness::DEADLINE);
+    assert!(dir.join("supervise/status.ext").exists());
+    let _theirs = harness::start_supervise(&oracle("supervise"), &dir, s.path(), "theirs");
+    let o = ours_in("svwait", s.path(), &["-u", "-t", "10", "svc"]);
+    assert_eq!((code(&o), harness::stderr(&o)), (0, String::new()));
+    let o = ours_in("svc", s.path(), &["--wait=10", "-d", "svc"]);
+    assert_eq!((code(&o), harness::stderr(&o)), (0, String::new()));
+    assert_eq!(harness::status_pid(&dir), 0);
+}
+
+/// One DIR that cannot be controlled: its warning, the others still waited for, exit 111.
+#[test]
+fn svc_wait_with_a_failing_dir() {
+    let s = Scratch::new();
+    let (dir, _sup) = ours_up(&s, "svc", "exec sleep 600");
+    let o = ours_in("svc", s.path(), &["--wait=20", "-d", "nonexist", "svc"]);
+    assert_eq!(
+        (code(&o), harness::stderr(&o)),
+        (
+            111,
+            "svc: warning: unable to chdir to nonexist: file does not exist\n".to_string()
+        )
+    );
+    assert_eq!(harness::status_pid(&dir), 0, "svc was waited for");
+    // No DIR at all: nothing to wait for.
+    let o = ours_in("svc", s.path(), &["--wait", "-d"]);
+    assert_eq!((code(&o), harness::stderr(&o)), (0, String::new()));
+}
