@@ -68,7 +68,8 @@ fn build_once(dir: String) -> (Report, bool) {
             let ext = read.filter(|e| {
                 let agrees =
                     u64::from(e.pid) == svc.record.pid && e.stamp.secs == svc.record.stamp.secs;
-                lagging = ours && !agrees;
+                // A sidecar whose supervise is gone was left behind: not worth a re-read.
+                lagging = ours && !agrees && supervisor_alive(e.supervisor);
                 ours && agrees
             });
             let deaths = match ext {
@@ -85,6 +86,16 @@ fn build_once(dir: String) -> (Report, bool) {
         }
     };
     (Report { dir, state }, lagging)
+}
+
+/// True while a process with this pid exists (kill with signal 0).
+fn supervisor_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The `-o` field names, in the order `--help`-style messages list them.
