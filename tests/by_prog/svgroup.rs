@@ -587,6 +587,25 @@ fn chmod_r_go_rwx_is_undone_and_warned_about() {
             ))
         },
     );
+    // ... and says what it fixed.
+    let stderr = sup.stderr();
+    for (f, was, now) in [
+        ("supervise/control", "0666", "0660"),
+        ("supervise/ok", "0666", "0660"),
+    ] {
+        let line = format!(
+            "supervise: warning: {}/{f} was mode {was}, writable by everyone (any local user could control the service): set to {now}",
+            canon.display()
+        );
+        assert!(stderr.contains(&line), "{line} in {stderr}");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "supervise: warning: {}/supervise was mode 0777, writable by group or others: set to 0755",
+            canon.display()
+        )),
+        "{stderr}"
+    );
     wait_until(
         DEADLINE,
         || format!("control and ok lose world access: {}", s.listing()),

@@ -289,6 +289,20 @@ pub fn apply(dir: &Path) -> Vec<String> {
             None
         }
     };
+    // What was open before we touch anything, to say so once it is fixed: a loud warning
+    // rather than a silent repair, since something (an installer's `chmod -R go+rwX`,
+    // OPENACS.md gotcha 2) made it so and may do it again.
+    let before: Vec<(&str, u32)> = [
+        (svdir::CONTROL, 0o002),
+        (svdir::OK, 0o002),
+        (svdir::SUPERVISE, 0o022),
+    ]
+    .into_iter()
+    .filter_map(|(rel, bad)| match mode_of(&dir.join(rel)) {
+        Ok(Some(m)) if m & bad != 0 => Some((rel, m)),
+        _ => None,
+    })
+    .collect();
     let mut delegated = false;
     if let Some((name, file)) = delegation {
         match resolve_group(&name) {
@@ -324,6 +338,21 @@ pub fn apply(dir: &Path) -> Vec<String> {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+    for (rel, was) in before {
+        if let Ok(Some(now)) = mode_of(&dir.join(rel)) {
+            if now != was {
+                warnings.push(format!(
+                    "{} was mode {was:04o}, writable by {}: set to {now:04o}",
+                    shown(dir, rel),
+                    if rel == svdir::SUPERVISE {
+                        "group or others"
+                    } else {
+                        "everyone (any local user could control the service)"
+                    }
+                ));
             }
         }
     }
@@ -471,7 +500,19 @@ mod tests {
         fs::set_permissions(sup.join("control"), fs::Permissions::from_mode(0o666)).unwrap();
         fs::set_permissions(sup.join("ok"), fs::Permissions::from_mode(0o620)).unwrap();
         fs::set_permissions(&sup, fs::Permissions::from_mode(0o777)).unwrap();
-        let _ = apply(d.path());
+        let w = apply(d.path());
+        assert!(
+            w.iter()
+                .any(|l| l.ends_with("/supervise/control was mode 0666, writable by everyone (any local user could control the service): set to 0660")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter().any(|l| l
+                .ends_with("/supervise was mode 0777, writable by group or others: set to 0755")),
+            "{w:?}"
+        );
+        // ok was 0620: not world-writable, nothing to say.
+        assert!(!w.iter().any(|l| l.contains("/ok was")), "{w:?}");
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&sup.join("control")), 0o660);
         assert_eq!(mode(&sup.join("ok")), 0o620);
