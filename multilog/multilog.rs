@@ -23,7 +23,8 @@
 //!
 //! # Exit codes
 //! 0 at EOF or after TERM. 111 when a directory cannot be set up at startup (for example
-//! `multilog: fatal: unable to lock directory ./main: temporary failure`) or stdin fails.
+//! `multilog: fatal: unable to lock directory ./main: temporary failure`). A read error on
+//! stdin counts as EOF (as 0.76: clean close, exit 0).
 //! Disk errors once running are never fatal: multilog warns, pauses 5 s and retries.
 //!
 //! # Signals

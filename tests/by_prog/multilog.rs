@@ -974,3 +974,23 @@ fn read_only_directory_pauses_rotation_and_loses_nothing() {
     assert!(m.wait_exit(DEADLINE).success());
     assert_eq!(all_logged(&dir), input);
 }
+
+#[test]
+fn read_error_on_stdin_is_a_clean_eof_like_debian() {
+    let s = Scratch::new();
+    for (tag, prog) in [("o", ours()), ("d", debian())] {
+        let cwd = s.join(tag);
+        fs::create_dir_all(&cwd).unwrap();
+        // A directory as stdin: poll says readable, read fails with EISDIR.
+        let mut c = harness::cmd(&prog);
+        c.current_dir(&cwd)
+            .arg("./L")
+            .stdin(File::open(&cwd).unwrap())
+            .stdout(Stdio::null())
+            .stderr(File::create(s.join(format!("{tag}.err"))).unwrap());
+        let mut r = Running::spawn_raw(c);
+        assert_eq!(r.wait_exit(DEADLINE).code(), Some(0), "{}", prog.display());
+        assert_eq!(fs::read(s.join(format!("{tag}.err"))).unwrap(), b"");
+    }
+    same_dir(&s.join("o/L"), &s.join("d/L"));
+}

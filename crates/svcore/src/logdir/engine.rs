@@ -380,7 +380,8 @@ pub const PIPE_SIZE: libc::c_int = 1 << 20;
 pub enum RunError {
     /// A startup failure (`unable to WHAT: ERR`), exit 111.
     Start(StartError),
-    /// Reading standard input failed, exit 111.
+    /// Waiting for input (poll) or setting up signals failed, exit 111. A failing `read`
+    /// itself counts as EOF, as in 0.76.
     Read(io::Error),
 }
 
@@ -467,10 +468,9 @@ pub fn run(script: Script, fd: std::os::fd::RawFd) -> Result<(), RunError> {
             let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => continue,
-                _ => {
-                    eng.close();
-                    return Err(RunError::Read(e));
-                }
+                // 0.76 treats a read error like EOF: clean close, exit 0, no message
+                // (checked against Debian's multilog with a directory as stdin).
+                _ => break,
             }
         }
         if n == 0 {
