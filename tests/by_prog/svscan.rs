@@ -9,7 +9,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{self, DEADLINE, Running, Scratch, wait_until};
+use crate::harness::{self, Running, Scratch, wait_until};
+
+/// Longer than harness::DEADLINE: several waits here span one of svscan's 5 s passes,
+/// and CI runs this suite with 4 test threads on 2 loaded cores. Only a failing test
+/// ever waits this long.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Our svscan on `dir` with `extra` options first.
 pub fn start_svscan(s: &Scratch, dir: &Path, extra: &[&str], tag: &str) -> Running {
@@ -527,7 +532,8 @@ fn svscan_service_without_run_is_supervised_and_starts_once_run_appears() {
         || r.stderr(),
         || harness::is_supervised(&scan.join("a")),
     );
-    assert_eq!(harness::status_pid(&scan.join("a")), 0);
+    // No pid is asserted here: like 0.76, supervise records the child's pid before that
+    // child finds out that `run` is missing, so status may briefly say "up".
     wait_until(
         DEADLINE,
         || r.stderr(),
