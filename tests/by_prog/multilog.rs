@@ -386,6 +386,13 @@ fn unopenable_directory_message_like_debian() {
     let s = Scratch::new();
     let (o, _) = both(&s, &["./nonexist/x"], b"a\n");
     assert!(!o.join("nonexist").exists());
+    // `lock` that cannot be opened, and an `=` file that cannot be created.
+    let s = Scratch::new();
+    fs::create_dir_all(s.join("ours/L/lock")).unwrap();
+    fs::create_dir_all(s.join("deb/L/lock")).unwrap();
+    both(&s, &["./L"], b"a\n");
+    let s = Scratch::new();
+    both(&s, &["./L", "=nonexist/st"], b"a\n");
 }
 
 /// A pipe as (read end, write end).

@@ -169,7 +169,9 @@ impl Dir {
                 .create(true)
                 .mode(0o600)
                 .open(p.join(LOCK)),
-            || format!("open {name}/{LOCK}"),
+            // 0.76 reports a failing open of `lock` as a failing lock (checked against
+            // Debian's multilog with `lock` a directory).
+            || format!("lock directory {name}"),
         )?;
         // REFERENCE.md §7: `unable to lock directory DIR: temporary failure`.
         start(crate::lock::flock_nb(&lock), || {
