@@ -440,6 +440,19 @@ impl Dir {
                 f.set_permissions(fs::Permissions::from_mode(0o744))
             },
         );
+        // The new state must be on disk before it replaces the old one (0.76 fsyncs it too).
+        let newstate = self.path(NEWSTATE);
+        retry(
+            || format!("write {n}/{NEWSTATE} to disk"),
+            || {
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o644)
+                    .open(&newstate)?
+                    .sync_all()
+            },
+        );
         let prev = self.path(PREVIOUS);
         retry(|| format!("remove {n}/{PREVIOUS}"), || unlink_noent(&prev));
         let (ns, st) = (self.path(NEWSTATE), self.path(STATE));
