@@ -34,9 +34,11 @@ struct Out {
 /// 1024-byte reads are deterministic) and waits for it to exit.
 fn run_with(prog: &Path, cwd: &Path, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Out {
     fs::create_dir_all(cwd).unwrap();
-    let inp = cwd.with_extension("input");
+    // Input and stderr live apart from `cwd` (whose contents some tests compare).
+    let io_dir = tempfile::Builder::new().prefix("svtest").tempdir().unwrap();
+    let inp = io_dir.path().join("input");
     fs::write(&inp, input).unwrap();
-    let errp = cwd.with_extension("stderr");
+    let errp = io_dir.path().join("stderr");
     let mut c = harness::cmd(prog);
     c.current_dir(cwd)
         .args(args)
