@@ -173,6 +173,7 @@ fn transcript(sc: &Scenario, tools: Side, sup: Side, features: bool) -> Vec<Stri
     let mut supervise = sc.supervise.then(|| {
         let mut c = harness::cmd(sup.program("supervise"));
         c.current_dir(s.path()).arg("s");
+        default_signals(&mut c);
         let r = Running::spawn(c, s.path(), "supervise");
         wait_until(
             DEADLINE,
@@ -255,6 +256,22 @@ fn features_were_on(dir: &Path, sup_stderr: &str) {
             !lines(&dir.join("finished")).is_empty(),
             "finish never ran:\n{ext}"
         );
+    }
+}
+
+/// Gives the supervise (and so the run script) default INT and QUIT. A test binary
+/// started in the background by a non-interactive shell (`cargo test &`) inherits them
+/// ignored, and a shell cannot trap a signal ignored on entry (POSIX), so the recorder
+/// would never see `svc -i`.
+fn default_signals(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only signal(2), which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
     }
 }
 
