@@ -1003,3 +1003,19 @@ fn read_error_on_stdin_is_a_clean_eof_like_debian() {
     }
     same_dir(&s.join("o/L"), &s.join("d/L"));
 }
+
+#[test]
+fn e_and_status_file_with_stamps_like_debian() {
+    let s = Scratch::new();
+    let mut input = b"one\n".to_vec();
+    input.extend(std::iter::repeat_n(b'q', 1200));
+    input.extend_from_slice(b"\nlast\n");
+    let (o, d) = both(&s, &["t", "e", "=st", "./d"], &input);
+    let (fo, fd) = (
+        fs::read(o.join("st")).unwrap(),
+        fs::read(d.join("st")).unwrap(),
+    );
+    assert_eq!(fo.len(), 1001);
+    assert_eq!(mask(&fo), mask(&fd));
+    same_dir(&o.join("d"), &d.join("d"));
+}
