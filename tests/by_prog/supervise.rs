@@ -436,6 +436,9 @@ fn d_during_floor_wait_cancels_the_start() {
     );
     send(&d, b"d");
     wait_until(DEADLINE, || describe(&d, &r), || want(&d) == b'd');
+    // (Under heavy load the floor may have passed before d arrived; then d stopped the
+    // second run instead. Either way nothing starts after d.)
+    wait_down(&d, &r);
     let n = lines(&d.join("pids")).len();
     holds_for(
         Duration::from_millis(2000),
@@ -653,6 +656,7 @@ fn read_only_supervise_dir_warns_and_recovers() {
     let d = s.service("s", SLEEPER);
     let r = ours(&s, &d);
     let pid = wait_new_pid(&d, &r, 0);
+    wait_pid_recorded(&d, pid);
     // A read-only filesystem mounted over supervise/ while supervise runs: its open
     // descriptors (lock, FIFOs) stay on the old directory, but every status write now
     // lands on the read-only one. The control FIFO is opened before the mount.
