@@ -20,8 +20,11 @@
 //! 1. `svc -t` until the new child runs: the byte written straight to
 //!    `supervise/control` (so svc's own startup is excluded), and through the svc
 //!    binary. The child has lived more than 1 s, so the start-to-start floor of
-//!    REFERENCE.md §4 never applies.
-//! 2. The child's exit (we write its trigger) until the next child runs.
+//!    REFERENCE.md §4 never applies. For the direct byte, also until `status` shows the
+//!    new pid (inotify IN_MOVED_TO on `supervise/`, then a read of `status`): supervise's
+//!    own part, without the new `/bin/sh` starting.
+//! 2. The child's exit (we write its trigger) until the next child runs, and until
+//!    `status` shows the new pid.
 //! 3. supervise's CPU per respawn: `/proc/PID/schedstat` (ns on CPU) of the supervise
 //!    behind measurement 2, before and after all rounds, divided by the respawns.
 //! 4. Private_Dirty and Pss_Anon (`/proc/PID/smaps_rollup`) of an idle supervise, with
@@ -120,9 +123,18 @@ struct Instance {
     control: File,
     /// The service's trigger FIFO, open read-write so opening it never blocks.
     trigger: File,
+    /// inotify on `supervise/` (IN_MOVED_TO): wakes us when `status` is replaced.
+    watch: File,
     /// Pid of the current `./run` and when we saw it start.
     run_pid: u32,
     run_seen: Instant,
+}
+
+/// When a restart became visible: `status` carrying the new pid (what svstat shows),
+/// and the new run script running (its pid line read).
+struct Seen {
+    status: Instant,
+    child: Instant,
 }
 
 impl Instance {
@@ -179,6 +191,18 @@ impl Instance {
                 Err(e) => return Err(e).context(format!("open {}", control_path.display())),
             }
         };
+        // SAFETY: inotify_init1 has no memory-safety preconditions.
+        let wfd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if wfd < 0 {
+            return Err(std::io::Error::last_os_error()).context("inotify_init1");
+        }
+        // SAFETY: inotify_init1 just returned this descriptor, owned by nobody else.
+        let watch = unsafe { File::from_raw_fd(wfd) };
+        let sup = std::ffi::CString::new(dir.join("supervise").as_os_str().as_encoded_bytes())?;
+        // SAFETY: valid inotify fd and NUL-terminated path, for the duration of the call.
+        if unsafe { libc::inotify_add_watch(wfd, sup.as_ptr(), libc::IN_MOVED_TO) } < 0 {
+            return Err(std::io::Error::last_os_error()).context("inotify_add_watch");
+        }
         let mut inst = Instance {
             dir,
             label: format!("{} ({name})", col.label),
@@ -188,6 +212,7 @@ impl Instance {
             pending: Vec::new(),
             control,
             trigger,
+            watch,
             run_pid: 0,
             run_seen: Instant::now(),
         };
@@ -199,42 +224,83 @@ impl Instance {
         self.child.id()
     }
 
-    /// Blocks until the next run script prints its pid; records it and returns the
-    /// instant the line was read.
-    fn next_start(&mut self) -> Result<Instant> {
+    /// The pid in `supervise/status` (bytes 12-15, little-endian; REFERENCE.md section 3).
+    fn status_pid(&self) -> Option<u32> {
+        let b = fs::read(self.dir.join("supervise/status")).ok()?;
+        let p: [u8; 4] = b.get(12..16)?.try_into().ok()?;
+        Some(u32::from_le_bytes(p))
+    }
+
+    /// Discards queued inotify events (earlier status rewrites).
+    fn drain_watch(&mut self) {
+        let mut buf = [0u8; 4096];
+        while matches!(self.watch.read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Takes one complete pid line from `pending`, if there is one.
+    fn take_line(&mut self) -> Result<Option<u32>> {
+        let Some(i) = self.pending.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
+        let line: Vec<u8> = self.pending.drain(..=i).collect();
+        let text = String::from_utf8_lossy(&line);
+        let pid: u32 = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{}: bad line {text:?}", self.label))?;
+        if pid == self.run_pid {
+            bail!("{}: the same pid {pid} started twice", self.label);
+        }
+        Ok(Some(pid))
+    }
+
+    /// Waits, on both the stdout pipe and the inotify watch at once, until the next run
+    /// script has printed its pid and `status` carries a new nonzero pid; records the
+    /// new child. `old` is the pid status showed before the restart was caused.
+    fn observe(&mut self, old: u32) -> Result<Seen> {
         let deadline = Instant::now() + DEADLINE;
+        let mut child: Option<Instant> = None;
+        let mut status: Option<Instant> = None;
         loop {
-            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
-                let now = Instant::now();
-                let line: Vec<u8> = self.pending.drain(..=i).collect();
-                let text = String::from_utf8_lossy(&line);
-                let pid: u32 = text
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{}: bad line {text:?}", self.label))?;
-                if pid == self.run_pid {
-                    bail!("{}: the same pid {pid} started twice", self.label);
+            if child.is_none() {
+                if let Some(pid) = self.take_line()? {
+                    let now = Instant::now();
+                    self.run_pid = pid;
+                    self.run_seen = now;
+                    child = Some(now);
                 }
-                self.run_pid = pid;
-                self.run_seen = now;
-                return Ok(now);
+            }
+            if let (Some(c), Some(s)) = (child, status) {
+                return Ok(Seen {
+                    status: s,
+                    child: c,
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 bail!(
-                    "{}: no child started within {DEADLINE:?}; supervise's stderr: {}",
+                    "{}: no restart seen within {DEADLINE:?} (child line: {}, status: {}); supervise's stderr: {}",
                     self.label,
+                    child.is_some(),
+                    status.is_some(),
                     self.stderr()
                 );
             }
-            let mut pfd = libc::pollfd {
-                fd: self.out.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut pfd = [
+                libc::pollfd {
+                    fd: self.out.as_raw_fd(),
+                    events: if child.is_none() { libc::POLLIN } else { 0 },
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.watch.as_raw_fd(),
+                    events: if status.is_none() { libc::POLLIN } else { 0 },
+                    revents: 0,
+                },
+            ];
             let ms = left.as_millis().min(i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd, count 1, for the duration of the call.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+            // SAFETY: two valid pollfds, count 2, for the duration of the call.
+            let n = unsafe { libc::poll(pfd.as_mut_ptr(), 2, ms) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() == std::io::ErrorKind::Interrupted {
@@ -242,19 +308,72 @@ impl Instance {
                 }
                 return Err(e).context("poll");
             }
-            if n == 0 {
-                continue;
+            if pfd[0].revents != 0 {
+                let mut buf = [0u8; 256];
+                let got = self.out.read(&mut buf)?;
+                if got == 0 {
+                    bail!(
+                        "{}: supervise's stdout closed: {}",
+                        self.label,
+                        self.stderr()
+                    );
+                }
+                self.pending.extend_from_slice(&buf[..got]);
             }
-            let mut buf = [0u8; 256];
-            let got = self.out.read(&mut buf)?;
-            if got == 0 {
+            if pfd[1].revents != 0 {
+                let now = Instant::now();
+                self.drain_watch();
+                // status.new was renamed over status: is this the start's rewrite?
+                if matches!(self.status_pid(), Some(p) if p != 0 && p != old) {
+                    status = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Blocks until the first run script prints its pid and status shows it.
+    fn next_start(&mut self) -> Result<Instant> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(p) = self.status_pid() {
+                if p != 0 {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
                 bail!(
-                    "{}: supervise's stdout closed: {}",
+                    "{}: status never showed a pid: {}",
                     self.label,
                     self.stderr()
                 );
             }
-            self.pending.extend_from_slice(&buf[..got]);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(pid) = self.take_line()? {
+                self.run_pid = pid;
+                self.run_seen = Instant::now();
+                return Ok(self.run_seen);
+            }
+            if Instant::now() > deadline {
+                bail!("{}: no pid line from run: {}", self.label, self.stderr());
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.out.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, count 1, for the duration of the call.
+            if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+                continue;
+            }
+            let mut buf = [0u8; 256];
+            match self.out.read(&mut buf) {
+                Ok(0) => bail!("{}: supervise's stdout closed", self.label),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e).context("read"),
+            }
         }
     }
 
@@ -266,17 +385,22 @@ impl Instance {
         }
     }
 
-    /// `t` written straight to `supervise/control`, until the new child runs.
-    fn lat_control(&mut self) -> Result<Duration> {
+    /// `t` written straight to `supervise/control`, until the restart is seen.
+    fn lat_control(&mut self) -> Result<(Duration, Duration)> {
         self.wait_age();
+        self.drain_watch();
+        let old = self.run_pid;
         let t0 = Instant::now();
         self.control.write_all(b"t")?;
-        Ok(self.next_start()? - t0)
+        let seen = self.observe(old)?;
+        Ok((seen.status - t0, seen.child - t0))
     }
 
     /// `svc -t DIR` (the binary), until the new child runs.
     fn lat_svc(&mut self) -> Result<Duration> {
         self.wait_age();
+        self.drain_watch();
+        let old = self.run_pid;
         let t0 = Instant::now();
         let mut svc = Command::new(&self.svc)
             .arg("-t")
@@ -284,20 +408,23 @@ impl Instance {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("spawn {}", self.svc.display()))?;
-        let started = self.next_start();
+        let seen = self.observe(old);
         let st = svc.wait()?;
         if !st.success() {
             bail!("{}: {} -t exited {st}", self.label, self.svc.display());
         }
-        Ok(started? - t0)
+        Ok(seen?.child - t0)
     }
 
-    /// The child's exit (its trigger written), until the next child runs.
-    fn lat_exit(&mut self) -> Result<Duration> {
+    /// The child's exit (its trigger written), until the restart is seen.
+    fn lat_exit(&mut self) -> Result<(Duration, Duration)> {
         self.wait_age();
+        self.drain_watch();
+        let old = self.run_pid;
         let t0 = Instant::now();
         self.trigger.write_all(b"\n")?;
-        Ok(self.next_start()? - t0)
+        let seen = self.observe(old)?;
+        Ok((seen.status - t0, seen.child - t0))
     }
 
     fn stderr(&self) -> String {
@@ -628,15 +755,21 @@ fn bench() -> Result<()> {
     let cpu0_ctl: Vec<u64> = ctl.iter().map(|s| cpu_ns(s.pid())).collect::<Result<_>>()?;
 
     let mut lat_ctl: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut lat_ctl_st: Vec<Vec<Duration>> = vec![Vec::new(); n];
     let mut lat_bin: Vec<Vec<Duration>> = vec![Vec::new(); n];
     let mut lat_ext: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut lat_ext_st: Vec<Vec<Duration>> = vec![Vec::new(); n];
     for round in 0..rounds as usize {
         // Rotate which column goes first, so none is always measured right after a wait.
         for k in 0..n {
             let i = (round + k) % n;
-            lat_ctl[i].push(ctl[i].lat_control()?);
+            let (st, ch) = ctl[i].lat_control()?;
+            lat_ctl_st[i].push(st);
+            lat_ctl[i].push(ch);
             lat_bin[i].push(bin[i].lat_svc()?);
-            lat_ext[i].push(ext[i].lat_exit()?);
+            let (st, ch) = ext[i].lat_exit()?;
+            lat_ext_st[i].push(st);
+            lat_ext[i].push(ch);
         }
         eprint!("\rround {}/{rounds}", round + 1);
     }
@@ -665,9 +798,14 @@ fn bench() -> Result<()> {
     }
 
     let mut rows = Vec::new();
-    let lat_rows: [(&str, &[Vec<Duration>]); 3] = [
+    let lat_rows: [(&str, &[Vec<Duration>]); 5] = [
+        (
+            "svc -t -> status shows new pid (byte to control)",
+            &lat_ctl_st,
+        ),
         ("svc -t -> new child runs (byte to control)", &lat_ctl),
         ("svc -t -> new child runs (svc binary)", &lat_bin),
+        ("child exit -> status shows new pid", &lat_ext_st),
         ("child exit -> next child runs", &lat_ext),
     ];
     for (name, lat) in lat_rows {
