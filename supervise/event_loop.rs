@@ -107,6 +107,8 @@ pub struct Loop {
     pub cgroup: Option<Cgroup>,
     /// Why the cgroup could not be had, once said (not repeated at every restart).
     pub cgroup_error: Option<String>,
+    /// The running probe's pid and the read end of its stderr pipe.
+    pub probe_err: Option<(u32, File)>,
 }
 
 /// Follow-up events of one dispatch (spawn outcomes), handled in order; a fixed ring so
@@ -428,15 +430,25 @@ impl Loop {
             Ok(p) => p,
             Err(_) => return Event::AuxFailed { aux },
         };
-        // Their stdout would end up in the service's log; their stderr (svprobe's
-        // one-line reason) goes where supervise's own warnings go.
-        let opts = SpawnOptions {
+        // Their stdout would end up in the service's log. A probe's stderr (svprobe's
+        // one-line reason) is captured for the sidecar; a check's goes where
+        // supervise's own warnings go.
+        let mut opts = SpawnOptions {
             setsid: true,
             stdout_null: true,
             ..SpawnOptions::default()
         };
+        let err_pipe = match aux {
+            Aux::Probe => cloexec_pipe().ok(),
+            Aux::Check => None,
+        };
+        opts.stderr_fd = err_pipe.as_ref().map(|(_, w)| w.as_raw_fd());
         match proc::spawn(&prepared, &opts) {
-            Ok(pid) => Event::AuxSpawned { aux, pid },
+            Ok(pid) => {
+                // The write end lives on only in the probe.
+                self.probe_err = err_pipe.map(|(r, _w)| (pid, r));
+                Event::AuxSpawned { aux, pid }
+            }
             Err(e) => {
                 errstr::warn(
                     PROG,
@@ -459,6 +471,7 @@ impl Loop {
             notify_fd: None,
             cgroup_procs: None,
             stdout_null: false,
+            stderr_fd: None,
         };
         // cgroup v2: the child joins it itself before exec (no race with its forks).
         // The descriptor only has to live until the fork is done.
@@ -572,6 +585,44 @@ impl Loop {
         }
     }
 
+    /// When `pid` is the health probe of the current run: publishes why it failed (the
+    /// first line of its stderr, else its exit code or signal) and says so on stderr,
+    /// or clears the message when it passed. Data only; the decision is the state's.
+    fn probe_reaped(&mut self, st: &mut State, pid: u32, wstatus: i32) {
+        let Some((ppid, mut err)) = self.probe_err.take() else {
+            return;
+        };
+        if ppid != pid {
+            self.probe_err = Some((ppid, err));
+            return;
+        }
+        let Some(run) = st.probe.running.filter(|r| r.pid == pid) else {
+            return;
+        };
+        if run.for_pid != st.pid || st.pid == 0 {
+            return;
+        }
+        // kill_at is pushed to the end of time once the timeout KILL has been sent.
+        let timed_out = run.kill_at == Millis::MAX;
+        if proc::exit_code(wstatus) == Some(0) {
+            st.health_message = None;
+            return;
+        }
+        let mut buf = [0u8; 256];
+        let n = err.read(&mut buf).unwrap_or(0);
+        let said = String::from_utf8_lossy(&buf[..n]);
+        let line = said.lines().map(str::trim).find(|l| !l.is_empty());
+        let msg = match (line, proc::exit_code(wstatus), proc::term_signal(wstatus)) {
+            (Some(l), _, _) => l.to_string(),
+            (None, _, _) if timed_out => "timed out".to_string(),
+            (None, Some(c), _) => format!("exit {c}"),
+            (None, None, Some(sig)) => format!("signal {sig}"),
+            (None, None, None) => format!("wait status {wstatus}"),
+        };
+        errstr::warn(PROG, &format!("health probe of {} failed: {msg}", self.dir));
+        st.health_message = Some(msg);
+    }
+
     /// Reads run's notification pipe: a newline means ready; EOF closes it.
     fn read_notify(&mut self, st: &mut State) -> bool {
         let Some((pid, f)) = self.notify.as_mut() else {
@@ -675,6 +726,7 @@ impl Loop {
 
             // 2. Reap every dead child.
             while let Some((pid, wstatus)) = proc::reap() {
+                self.probe_reaped(st, pid, wstatus);
                 if self.dispatch(st, Event::ChildExited { pid, wstatus }) {
                     return errstr::EXIT_OK;
                 }
@@ -720,6 +772,23 @@ impl Loop {
             }
         }
     }
+}
+
+/// A pipe, both ends close-on-exec, the read end non-blocking: (read, write).
+fn cloexec_pipe() -> io::Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 with a valid two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
+    let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let fl = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    Ok((r, w))
 }
 
 /// Adds the search bits for group and others to `dir` (for the notify socket).

@@ -177,6 +177,7 @@ fn start(path: &Path, dir: &str) -> Result<(Loop, State), Fatal> {
         notify_socket: None,
         cgroup: None,
         cgroup_error: None,
+        probe_err: None,
     };
     // Settings are checked at startup; an invalid file is a warning and 0.76 defaults.
     let settings = match settings::load(dir) {

@@ -266,6 +266,9 @@ pub struct State {
     pub status_text: Option<String>,
     /// Last `MAINPID=` from the notify socket for the current run (published only).
     pub main_pid: u32,
+    /// Why the last probe failed (published only; the loop sets it from the probe's
+    /// stderr when it reaps it, and clears it when a probe passes).
+    pub health_message: Option<String>,
 }
 
 /// Something that happened, fed to [`step`].
@@ -424,6 +427,7 @@ impl State {
             health_restarts: 0,
             status_text: None,
             main_pid: 0,
+            health_message: None,
         }
     }
 
@@ -495,6 +499,7 @@ impl State {
             health_restarts: self.health_restarts,
             status_text: self.status_text.clone(),
             main_pid: self.main_pid,
+            health_message: self.health_message.clone(),
         }
     }
 

@@ -1414,7 +1414,7 @@ fn health_url_runs_svprobe_from_path() {
     harness::write_script(
         &fake.join("svprobe"),
         &format!(
-            "echo \"$@\" >>{}\ntest ! -e {}",
+            "echo \"$@\" >>{}\nif [ -e {} ]; then echo 'HTTP 500 from 127.0.0.1:9' >&2; exit 1; fi",
             rec.display(),
             sick.display()
         ),
@@ -1443,13 +1443,32 @@ fn health_url_runs_svprobe_from_path() {
         lines(&rec)[0],
         "-t 2000 http://127.0.0.1:9/SYSTEM/dbtest.tcl success"
     );
+    assert_eq!(ext(&d).unwrap().health_message, None);
     fs::write(&sick, "").unwrap();
+    // The probe's one-line reason is published and said on stderr.
+    wait_until(
+        DEADLINE,
+        || format!("{:?}", ext(&d)),
+        || {
+            ext(&d)
+                .is_some_and(|e| e.health_message.as_deref() == Some("HTTP 500 from 127.0.0.1:9"))
+        },
+    );
     wait_new_pid(&d, &r, pid);
+    let warning = format!(
+        "supervise: warning: health probe of {} failed: HTTP 500 from 127.0.0.1:9\n",
+        d.display()
+    );
+    assert!(r.stderr().contains(&warning), "{}", r.stderr());
     fs::remove_file(&sick).unwrap();
     wait_until(
         DEADLINE,
         || format!("{:?}", ext(&d)),
-        || ext(&d).is_some_and(|e| e.health_restarts >= 1),
+        || {
+            ext(&d).is_some_and(|e| {
+                e.health_restarts >= 1 && e.health == Some(true) && e.health_message.is_none()
+            })
+        },
     );
 }
 

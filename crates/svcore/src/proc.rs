@@ -33,6 +33,9 @@ pub struct SpawnOptions {
     /// Give the child `/dev/null` as fd 1 (helpers such as health probes, whose output
     /// must not land in the service's log pipe). stderr stays supervise's.
     pub stdout_null: bool,
+    /// dup this descriptor (close-on-exec in the parent) onto the child's fd 2, so the
+    /// parent can read what it says (a health probe's one-line reason).
+    pub stderr_fd: Option<RawFd>,
 }
 
 /// A prepared command line: built (and allocated) before the fork, so the child only
@@ -115,6 +118,11 @@ fn child(p: &Prepared, opts: &SpawnOptions) -> ! {
             if null >= 0 && null != 1 {
                 libc::dup2(null, 1);
                 libc::close(null);
+            }
+        }
+        if let Some(fd) = opts.stderr_fd {
+            if fd != 2 {
+                libc::dup2(fd, 2);
             }
         }
         if let Some(fd) = opts.cgroup_procs {

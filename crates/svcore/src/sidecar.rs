@@ -42,6 +42,7 @@
 //! | `health_restarts` | restarts caused by failed probes since supervise started |
 //! | `status_text` | the last `STATUS=` received on the notify socket for the current run (the rest of the line, newlines replaced by spaces), or `-` |
 //! | `main_pid` | the last `MAINPID=` received on the notify socket for the current run, or 0 |
+//! | `health_message` | why the last probe failed: the first line of its stderr (for `svprobe`, its one-line reason), or `exit N` / `signal N` when it said nothing; `-` when the last probe passed or none ran |
 //!
 //! # `supervise/deaths`
 //!
@@ -169,6 +170,8 @@ pub struct Ext {
     pub status_text: Option<String>,
     /// Last `MAINPID=` from the notify socket, 0 when none.
     pub main_pid: u32,
+    /// Why the last probe failed (one line), `None` when it passed or none ran.
+    pub health_message: Option<String>,
 }
 
 impl Default for Ext {
@@ -198,6 +201,20 @@ impl Default for Ext {
             health_restarts: 0,
             status_text: None,
             main_pid: 0,
+            health_message: None,
+        }
+    }
+}
+
+/// Writes `key value\n`, or `key -\n` when there is no (or an empty) value; line breaks
+/// in the value become spaces so the record stays one line.
+fn text_line(out: &mut String, key: &str, v: Option<&str>) {
+    match v {
+        Some(t) if !t.is_empty() => {
+            let _ = writeln!(out, "{key} {}", t.replace(['\n', '\r'], " "));
+        }
+        _ => {
+            let _ = writeln!(out, "{key} -");
         }
     }
 }
@@ -263,14 +280,9 @@ pub fn encode(e: &Ext) -> String {
     s.push_str("health_stamp ");
     stamp_or_dash(&mut s, e.health_stamp);
     let _ = writeln!(s, "\nhealth_restarts {}", e.health_restarts);
-    match e.status_text.as_deref() {
-        // A line break would end the record early: the text stays one line.
-        Some(t) if !t.is_empty() => {
-            let _ = writeln!(s, "status_text {}", t.replace(['\n', '\r'], " "));
-        }
-        _ => s.push_str("status_text -\n"),
-    }
+    text_line(&mut s, "status_text", e.status_text.as_deref());
     let _ = writeln!(s, "main_pid {}", e.main_pid);
+    text_line(&mut s, "health_message", e.health_message.as_deref());
     s
 }
 
@@ -353,6 +365,7 @@ pub fn decode(text: &str) -> io::Result<Ext> {
             "health_restarts" => e.health_restarts = num(v)?,
             "status_text" => e.status_text = (v != "-").then(|| v.to_string()),
             "main_pid" => e.main_pid = num(v)? as u32,
+            "health_message" => e.health_message = (v != "-").then(|| v.to_string()),
             _ => {}
         }
     }
@@ -465,6 +478,7 @@ mod tests {
             health_restarts: 1,
             status_text: Some("serving 3 sites".into()),
             main_pid: 1235,
+            health_message: Some("HTTP 500 from 127.0.0.1:8000".into()),
         }
     }
 
@@ -499,14 +513,18 @@ mod tests {
                 "health_stamp",
                 "health_restarts",
                 "status_text",
-                "main_pid"
+                "main_pid",
+                "health_message"
             ]
         );
         assert!(t.contains("\nstate ready\n"));
         assert!(t.contains("\nrestarts 2\n"));
         assert!(t.contains("\nnext_start -\n"));
         assert!(t.contains("\nbackoff_ms 1000\nhealth fail\nhealth_failures 2\n"));
-        assert!(t.ends_with("health_restarts 1\nstatus_text serving 3 sites\nmain_pid 1235\n"));
+        assert!(t.ends_with(
+            "health_restarts 1\nstatus_text serving 3 sites\nmain_pid 1235\n\
+             health_message HTTP 500 from 127.0.0.1:8000\n"
+        ));
     }
 
     #[test]
