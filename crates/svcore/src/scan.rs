@@ -133,6 +133,8 @@ pub struct Scan {
     /// The scan directory's mtime at the last full pass, and whether it was then so
     /// recent that a coarse timestamp could hide a later change.
     dir_stamp: Option<DirStamp>,
+    /// Some cached name is a symlink (or of unknown type), to be `stat`ed at every tick.
+    has_links: bool,
 }
 
 /// The scan directory's mtime (seconds, nanoseconds) and whether it was recent (within
@@ -183,6 +185,7 @@ impl Scan {
             shutdown: false,
             dirty: true,
             dir_stamp: None,
+            has_links: false,
         }
     }
 
@@ -283,6 +286,9 @@ impl Scan {
         if self.dirty {
             return self.pass(false);
         }
+        if !self.has_links {
+            return;
+        }
         let mut names = std::mem::take(&mut self.names);
         for (name, kind) in names.iter_mut() {
             if *kind == Kind::Stat {
@@ -316,6 +322,7 @@ impl Scan {
             }
         }
         self.names = names;
+        self.note_links();
         self.drop_unseen();
         let shutdown = self.shutdown;
         self.dirty = self.entries.values().any(|e| {
@@ -339,6 +346,7 @@ impl Scan {
         self.names.insert(name.to_os_string(), kind);
         // Whatever this start leaves missing is retried at the next tick.
         self.dirty = true;
+        self.has_links |= kind == Kind::Stat;
         if kind != Kind::Other {
             if let Some(kind) = self.start(name, kind) {
                 self.names.insert(name.to_os_string(), kind);
@@ -351,6 +359,13 @@ impl Scan {
     pub fn vanished(&mut self, name: &OsStr) {
         self.names.remove(name);
         self.dirty = true;
+        self.note_links();
+    }
+
+    /// Recomputes [`Scan::has_links`] after the names changed, so that an idle tick over
+    /// real subdirectories does not even walk the names.
+    fn note_links(&mut self) {
+        self.has_links = self.names.values().any(|k| *k == Kind::Stat);
     }
 
     /// 0.76's `start(fn)`: find or create the entry for `name`, then start whatever of
