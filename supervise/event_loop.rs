@@ -385,7 +385,17 @@ impl Loop {
             let _ = sock.remove();
         }
         if let Some(cg) = &self.cgroup {
-            let _ = cg.remove();
+            // Right after cgroup.kill (`svc -dx`) the killed processes may still be
+            // exiting, and rmdir says EBUSY until they are gone: retry briefly, at exit
+            // only, so no empty cgroup is left behind.
+            for _ in 0..100 {
+                match cg.remove() {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    _ => break,
+                }
+            }
         }
     }
 

@@ -1582,6 +1582,17 @@ fn cgroup_kills_an_escaped_grandchild_on_stop() {
     }
     send(&d, b"dx");
     assert_eq!(r.wait_exit(DEADLINE).code(), Some(0));
+    // The cgroup is removed at exit, even straight after the kill of `dx`.
+    let root = svcore::cgroup::probe().ok();
+    let left: Vec<String> = root
+        .iter()
+        .filter_map(|r| fs::read_dir(r).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(&s.path().file_name().unwrap().to_string_lossy().to_string()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
