@@ -3,8 +3,8 @@
 //!
 //! Run: `cargo bench --bench supervise` (release profile). Knobs, from the environment:
 //! `SVBENCH_ROUNDS` (latency samples per metric, default 30), `SVBENCH_IDLE_SECS`
-//! (length of the idle window, default 60) and `SVBENCH_EXTRA=[LABEL=]PATH` (one more
-//! column: another supervise binary, for example a build with other link settings).
+//! (length of the idle window, default 60) and `SVBENCH_EXTRA=[LABEL=]PATH[;...]` (more
+//! columns: other supervise binaries, for example builds with other link settings).
 //!
 //! Three columns, each a set of supervise processes in their own temp service dirs:
 //! `daemontools` (`/usr/bin/supervise`, `/usr/bin/svc`), `ours` (this build's
@@ -67,9 +67,9 @@ struct Column {
     ready: bool,
 }
 
-/// daemontools, ours, ours+ready, and optionally `SVBENCH_EXTRA=[LABEL=]PATH`: another
-/// supervise binary (for example a build with other settings) on a plain service dir,
-/// driven by our svc.
+/// daemontools, ours, ours+ready, and optionally `SVBENCH_EXTRA=[LABEL=]PATH[;...]`:
+/// other supervise binaries (for example builds with other settings) on plain service
+/// dirs, driven by our svc.
 fn columns() -> Vec<Column> {
     let ours = PathBuf::from(env!("CARGO_BIN_EXE_supervise"));
     let our_svc = PathBuf::from(env!("CARGO_BIN_EXE_svc"));
@@ -93,15 +93,16 @@ fn columns() -> Vec<Column> {
             ready: true,
         },
     ];
-    if let Ok(extra) = std::env::var("SVBENCH_EXTRA") {
+    let extras = std::env::var("SVBENCH_EXTRA").unwrap_or_default();
+    for extra in extras.split(';').filter(|e| !e.is_empty()) {
         let (label, path) = match extra.split_once('=') {
             Some((l, p)) => (l.to_string(), p.to_string()),
-            None => ("extra".to_string(), extra),
+            None => ("extra".to_string(), extra.to_string()),
         };
         v.push(Column {
             label,
             supervise: path.into(),
-            svc: our_svc,
+            svc: our_svc.clone(),
             ready: false,
         });
     }
