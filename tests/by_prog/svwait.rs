@@ -184,7 +184,17 @@ fn svc_wait_acknowledges_signals_and_pause() {
 #[test]
 fn svc_wait_times_out_when_the_command_has_no_effect() {
     let s = Scratch::new();
-    let (dir, mut sup) = ours_up(&s, "svc", "trap '' TERM; while :; do sleep 1; done");
+    let (dir, mut sup) = ours_up(
+        &s,
+        "svc",
+        "trap '' TERM; echo > armed; while :; do sleep 1; done",
+    );
+    // The status shows the pid before the script has set its trap: wait for the trap.
+    wait_until(
+        harness::DEADLINE,
+        || "trap set".into(),
+        || dir.join("armed").exists(),
+    );
     let o = ours_in("svc", s.path(), &["--wait=0.5", "-d", "svc"]);
     assert_eq!(
         (code(&o), harness::stderr(&o)),
@@ -410,7 +420,12 @@ fn waiting_on_our_supervise_costs_no_wakeups() {
 #[test]
 fn svc_wait_costs_no_wakeups() {
     let s = Scratch::new();
-    let (_dir, _sup) = ours_up(&s, "svc", "trap '' TERM; exec sleep 600");
+    let (dir, _sup) = ours_up(&s, "svc", "trap '' TERM; echo > armed; exec sleep 600");
+    wait_until(
+        harness::DEADLINE,
+        || "trap set".into(),
+        || dir.join("armed").exists(),
+    );
     let mut w = Bg::spawn("svc", s.path(), &["--wait=60", "-d", "svc"]);
     assert_no_wakeups(&s, &mut w);
     let o = ours_in("svc", s.path(), &["-k", "svc"]);

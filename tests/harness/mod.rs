@@ -50,8 +50,28 @@ pub fn oracle(name: &str) -> PathBuf {
     p
 }
 
+/// Gives this test process default SIGINT and SIGQUIT dispositions, once.
+///
+/// A shell that starts a job in the background (`cargo test &`, some CI runners) starts it
+/// with SIGINT and SIGQUIT ignored, every process we spawn inherits that across exec
+/// (POSIX), and a `/bin/sh` run script cannot trap a signal it started with ignored: the
+/// tests of `svc -i`/`-q` would then see nothing. Daemons do not reset dispositions
+/// (daemontools' supervise does not either), so the test process does it for its children.
+pub fn default_signals() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for sig in [libc::SIGINT, libc::SIGQUIT] {
+            // SAFETY: setting a standard signal to its default disposition; no handler runs.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    });
+}
+
 /// A command with a cleared environment and our PATH.
 pub fn cmd(program: impl AsRef<OsStr>) -> Command {
+    default_signals();
     let mut c = Command::new(program);
     c.env_clear().env("PATH", path_env());
     c
@@ -70,6 +90,7 @@ pub struct Scratch {
 impl Scratch {
     /// A new scratch dir.
     pub fn new() -> Scratch {
+        default_signals();
         Scratch {
             dir: tempfile::Builder::new().prefix("svtest").tempdir().unwrap(),
         }
@@ -266,7 +287,9 @@ pub fn run_with_deadline(c: &mut Command, deadline: Duration) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let end = Instant::now() + deadline;
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -377,7 +400,10 @@ pub fn pid_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
             // State is the field after the parenthesised command name.
-            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X"))
         }
         Err(_) => false,

@@ -1,7 +1,7 @@
 //! Cross-program scenarios.
 
-mod differential;
-mod boot;
-mod pid1;
-mod openacs;
 mod beyond;
+mod boot;
+mod differential;
+mod openacs;
+mod pid1;
