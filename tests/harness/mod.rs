@@ -324,37 +324,35 @@ pub fn stderr(o: &Output) -> String {
 /// Replaces pids, second counts and TAI64N stamps with placeholders, so outputs of two
 /// runs (or of ours and the original) compare equal.
 pub fn normalize(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    // Works on bytes: only ASCII runs are replaced, so any other UTF-8 passes through whole.
     let b = s.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         // TAI64N external form.
-        if b[i] == b'@'
-            && i + 25 <= b.len()
-            && b[i + 1..i + 25].iter().all(|c| c.is_ascii_hexdigit())
-        {
-            out.push_str("@TAI64N");
+        if b[i] == b'@' && i + 25 <= b.len() && b[i + 1..i + 25].iter().all(u8::is_ascii_hexdigit) {
+            out.extend_from_slice(b"@TAI64N");
             i += 25;
             continue;
         }
-        if let Some(rest) = s[i..].strip_prefix("(pid ") {
-            let n = rest.bytes().take_while(|c| c.is_ascii_digit()).count();
-            out.push_str("(pid PID");
+        if let Some(rest) = b[i..].strip_prefix(b"(pid ") {
+            let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+            out.extend_from_slice(b"(pid PID");
             i += 5 + n;
             continue;
         }
         if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) {
-            let n = s[i..].bytes().take_while(|c| c.is_ascii_digit()).count();
-            if s[i + n..].starts_with(" seconds") {
-                out.push('S');
+            let n = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if b[i + n..].starts_with(b" seconds") {
+                out.push(b'S');
                 i += n;
                 continue;
             }
         }
-        out.push(b[i] as char);
+        out.push(b[i]);
         i += 1;
     }
-    out
+    String::from_utf8(out).unwrap()
 }
 
 /// The raw `supervise/status` bytes of `dir` (empty when missing).
