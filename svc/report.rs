@@ -37,6 +37,9 @@ pub struct Full {
     pub now: Tai64n,
     /// DIR has s6's `notification-fd` file.
     pub s6_notify: bool,
+    /// Permission hazards of DIR (svcore::perms::hazards): a root service whose `run` or
+    /// directory others may write (OPENACS.md's `chmod -R go+rwX` gotcha).
+    pub hazards: Vec<String>,
 }
 
 /// Reads the service in the current directory (the caller has entered DIR).
@@ -82,6 +85,7 @@ fn build_once(dir: String) -> (Report, bool) {
                 deaths,
                 now: Tai64n::now(),
                 s6_notify: here.join("notification-fd").exists(),
+                hazards: svcore::perms::hazards(here),
             })
         }
     };
@@ -130,6 +134,7 @@ pub const FIELDS: &[&str] = &[
     "backoff",
     "mainpid",
     "statustext",
+    "hazards",
 ];
 
 /// Signal names for `signal`/`lastexit` (Linux numbering).
@@ -352,6 +357,8 @@ impl Full {
                 .and_then(|e| e.status_text.as_deref())
                 .map(|t| t.replace(' ', "_"))
                 .unwrap_or_else(na),
+            // How many permission hazards; --json lists their text.
+            "hazards" => self.hazards.len().to_string(),
             _ => return None,
         })
     }
@@ -428,6 +435,7 @@ impl Full {
             "status_text": self.ext.as_ref().and_then(|e| e.status_text.clone()),
             "supervisor_pid": self.ext.as_ref().map(|e| e.supervisor),
             "commands": self.ext.as_ref().map(|e| e.commands),
+            "hazards": self.hazards,
         })
     }
 }
@@ -588,6 +596,12 @@ const METRICS: &[Metric] = &[
                 statusfmt::Death::Signal(s) => f64::from(s),
             })
         },
+    ),
+    (
+        "svc_permission_hazards",
+        "gauge",
+        "Permission hazards of the service directory (a root service whose run or directory others may write).",
+        |r| full(r).map(|f| f.hazards.len() as f64),
     ),
     (
         "svc_failing",

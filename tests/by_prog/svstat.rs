@@ -759,3 +759,44 @@ fn health_and_failing_state_from_the_sidecar() {
     assert!(line.starts_with("web: up (pid "), "{line}");
     assert!(line.ends_with(" seconds\n"), "{line}");
 }
+
+/// Issue 5's security point: a root service whose `run` others may write (the OpenACS
+/// installer's `chmod -R go+rwX`) is shown by `svstat -o hazards`, `--json` and
+/// `--prometheus`; the 0.76 line stays as it was.
+#[test]
+fn permission_hazards_are_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let (dir, _sup) = our_supervise(&s, "web", "exec sleep 600");
+    let o = ours_in(s.path(), &["-o", "hazards", "web"]);
+    assert_eq!(harness::stdout(&o), "0\n");
+    fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o777)).unwrap();
+    let o = ours_in(s.path(), &["-o", "up,hazards", "web"]);
+    assert_eq!(
+        (o.status.code(), harness::stdout(&o)),
+        (Some(0), "true 1\n".into())
+    );
+    let v = json_of(s.path(), &["web"]);
+    let list = v[0]["hazards"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert!(
+        list[0]
+            .as_str()
+            .unwrap()
+            .contains("web/run is writable by group or others"),
+        "{v}"
+    );
+    let o = ours_in(s.path(), &["--prometheus", "web"]);
+    let samples = check_prometheus(&harness::stdout(&o));
+    assert!(
+        samples
+            .iter()
+            .any(|(n, l, v)| n == "svc_permission_hazards" && l == "service=web;" && *v == 1.0),
+        "{samples:?}"
+    );
+    let o = ours_in(s.path(), &["web"]);
+    assert_eq!(
+        harness::normalize(&harness::stdout(&o)),
+        "web: up (pid PID) S seconds\n"
+    );
+}
