@@ -8,6 +8,16 @@
 //! chunk and never blocks (the FIFO is non-blocking).
 //! The poll timeout is the state's next deadline, or infinite: an idle supervise makes
 //! no wakeups at all (0.76 wakes every 3600 s).
+//!
+//! The respawn path does 0.76's work first and ours after (issue 2, docs/BENCHMARKS-
+//! supervise.md): `status` is written at every event of REFERENCE.md §3 as it happens,
+//! and a reap that leads to an immediate restart goes straight to the fork. What is not
+//! 0.76's (the `deaths` and `status.ext` sidecars, the `event/` bytes) is [`Deferred`]
+//! until the loop is about to block: it polls once more without blocking and handles
+//! whatever is already pending first, then writes each sidecar once per batch and only
+//! when its text changed, then notifies `event/` once. After a signal that should end
+//! run, the loop waits up to [`KILL_GRACE_MS`] for the SIGCHLD before doing that work,
+//! so `svc -t` restarts without a sidecar write in between.
 
 use crate::settings::{self, Probe, Settings};
 use crate::state::{Action, Aux, Event, Millis, Now, State, step};
@@ -65,6 +75,39 @@ const STATUS_RETRY_MAX_MS: Millis = 60_000;
 /// The program name in messages.
 pub const PROG: &str = "supervise";
 
+/// After sending run a signal that normally ends it (`t`, `k`, `d`, ...), how long the
+/// deferred sidecar writes wait for its SIGCHLD, so the restart is not behind them. Only
+/// after such a signal: an idle supervise still never wakes.
+pub const KILL_GRACE_MS: i32 = 10;
+
+/// Busy wakeups in a row after which deferred work is done anyway, so a flood of control
+/// bytes cannot hold back `status.ext` (acknowledged control) for ever.
+const MAX_BUSY_WAKEUPS: u32 = 8;
+
+/// `event/` bytes held back per batch; a longer batch is flushed early, in order.
+const EVENT_BATCH: usize = 32;
+
+/// Work held back until supervise is about to block (see the module docs).
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// `event/` bytes not sent yet, in order.
+    events: [u8; EVENT_BATCH],
+    /// How many of `events` are in use.
+    n_events: usize,
+    /// `deaths` must be rewritten.
+    deaths: bool,
+    /// The `status.ext` text last written successfully (skip identical rewrites).
+    ext_written: Option<String>,
+    /// A signal that should end run was just sent: wait [`KILL_GRACE_MS`] for it.
+    kill_grace: bool,
+    /// Wakeups in a row that found something pending (see [`MAX_BUSY_WAKEUPS`]).
+    busy: u32,
+    /// `event/`'s identity when a scan last found no listener: no scan while unchanged.
+    event_idle: Option<[i64; 4]>,
+    /// The settings files as last loaded: no reload before a start while unchanged.
+    pub settings: Option<settings::Fingerprint>,
+}
+
 /// The descriptors and names the loop needs. Dropping it releases the lock.
 pub struct Loop {
     /// The service directory as given on the command line (for messages).
@@ -109,6 +152,8 @@ pub struct Loop {
     pub cgroup_error: Option<String>,
     /// The running probe's pid and the read end of its stderr pipe.
     pub probe_err: Option<(u32, File)>,
+    /// Sidecar writes and `event/` bytes put off until the loop blocks.
+    pub deferred: Deferred,
 }
 
 /// Follow-up events of one dispatch (spawn outcomes), handled in order; a fixed ring so
@@ -208,32 +253,31 @@ impl Loop {
             for a in actions.iter() {
                 match a {
                     Action::Spawn => queue.push(self.spawn_run(st)),
-                    Action::SpawnFinish { wstatus } => queue.push(self.spawn_finish(wstatus)),
-                    Action::SpawnAux(aux) => queue.push(self.spawn_aux(st, aux)),
-                    Action::WriteDeaths => {
-                        if let Err(e) = sidecar::write_deaths(Path::new("."), &st.history) {
-                            errstr::warn(
-                                PROG,
-                                &format!(
-                                    "unable to write {}/{}: {}",
-                                    self.dir,
-                                    sidecar::DEATHS,
-                                    errstr::io_str(&e)
-                                ),
-                            );
-                        }
+                    Action::SpawnFinish { wstatus } => {
+                        queue.push(self.spawn_finish(st, wstatus));
                     }
-                    Action::Notify(b) => notify_event_dir(b),
+                    Action::SpawnAux(aux) => queue.push(self.spawn_aux(st, aux)),
+                    // Not 0.76's: after the fork, when the loop is about to block.
+                    Action::WriteDeaths => self.deferred.deaths = true,
+                    Action::Notify(b) => self.defer_event(b),
                     Action::Kill { pid, sig } => {
                         // Errors (ESRCH) are ignored, as 0.76 ignores kill's result.
                         let _ = proc::kill(pid, sig);
+                        let run = st.pid as i32;
+                        if run != 0
+                            && (pid == run || pid == -run)
+                            && ends_run(sig, st.config.down_signal)
+                        {
+                            self.deferred.kill_grace = true;
+                        }
                     }
                     Action::WriteStatus => self.write_status(st),
                     Action::KillCgroup => self.kill_cgroup(),
                     Action::Exit => {
-                        // 0.76 announces once more after its loop returns.
+                        // 0.76 announces once more after its loop returns; then our
+                        // sidecars and the `x` byte.
                         self.write_status(st);
-                        self.write_ext(st);
+                        self.flush(st);
                         self.cleanup();
                         return true;
                     }
@@ -246,6 +290,15 @@ impl Loop {
     /// Re-reads the settings (an edit takes effect at the next start). An invalid file
     /// keeps the last good settings, and says so once per distinct error.
     fn reload_settings(&mut self, st: &mut State) {
+        if self
+            .deferred
+            .settings
+            .as_ref()
+            .is_some_and(settings::Fingerprint::unchanged)
+        {
+            return;
+        }
+        self.deferred.settings = settings::Fingerprint::take();
         match settings::load(&self.dir) {
             Ok(s) => {
                 self.apply_settings(st, s);
@@ -535,10 +588,13 @@ impl Loop {
 
     /// Forks `./finish EXITCODE SIGNAL NAME` with s6's arguments: EXITCODE is 256 when
     /// run was killed by a signal, SIGNAL the signal number or 0 (REFERENCE.md §11.1).
-    fn spawn_finish(&mut self, wstatus: i32) -> Event {
+    fn spawn_finish(&mut self, st: &State, wstatus: i32) -> Event {
         if std::fs::symlink_metadata(FINISH).is_err() {
             return Event::FinishSkipped;
         }
+        // Not a restart: finish may read `deaths` and wait on `event/`, so they are
+        // brought up to date before it starts, as before the fork-first change.
+        self.flush(st);
         let (code, sig) = match (proc::exit_code(wstatus), proc::term_signal(wstatus)) {
             (Some(c), _) => (c, 0),
             (None, Some(s)) => (256, s),
@@ -572,10 +628,22 @@ impl Loop {
     /// A failure is said once (not at every event, which on a full disk under a junk
     /// flood would be a flood of warnings) and retried at the next wakeup.
     pub fn write_ext(&mut self, st: &State) {
-        match sidecar::write(Path::new("."), &st.ext(self.self_pid)) {
+        let text = sidecar::encode(&st.ext(self.self_pid));
+        if !self.ext_failing && self.deferred.ext_written.as_deref() == Some(text.as_str()) {
+            self.ext_dirty = false;
+            return;
+        }
+        let r = sidecar::write_atomic(
+            Path::new("."),
+            sidecar::STATUS_EXT_NEW,
+            sidecar::STATUS_EXT,
+            text.as_bytes(),
+        );
+        match r {
             Ok(()) => {
                 self.ext_dirty = false;
                 self.ext_failing = false;
+                self.deferred.ext_written = Some(text);
             }
             Err(e) => {
                 if !self.ext_failing {
@@ -592,6 +660,55 @@ impl Loop {
                 self.ext_failing = true;
                 self.ext_dirty = true;
             }
+        }
+    }
+
+    /// Rewrites `deaths` from the history (a failure is a warning; the next death
+    /// rewrites it again).
+    fn write_deaths(&mut self, st: &State) {
+        self.deferred.deaths = false;
+        if let Err(e) = sidecar::write_deaths(Path::new("."), &st.history) {
+            errstr::warn(
+                PROG,
+                &format!(
+                    "unable to write {}/{}: {}",
+                    self.dir,
+                    sidecar::DEATHS,
+                    errstr::io_str(&e)
+                ),
+            );
+        }
+    }
+
+    /// Queues an `event/` byte; a full batch is sent at once, in order.
+    fn defer_event(&mut self, b: u8) {
+        let d = &mut self.deferred;
+        if d.n_events == EVENT_BATCH {
+            notify_event_dir(&d.events[..d.n_events], &mut d.event_idle);
+            d.n_events = 0;
+        }
+        d.events[d.n_events] = b;
+        d.n_events += 1;
+    }
+
+    /// True when there is deferred work to do before blocking.
+    fn pending(&self) -> bool {
+        self.ext_dirty || self.deferred.deaths || self.deferred.n_events > 0
+    }
+
+    /// Does the deferred work: the sidecars first (so a listener woken by an `event/`
+    /// byte finds them current), then the `event/` bytes in one scan.
+    pub fn flush(&mut self, st: &State) {
+        if self.ext_dirty {
+            self.write_ext(st);
+        }
+        if self.deferred.deaths {
+            self.write_deaths(st);
+        }
+        let d = &mut self.deferred;
+        if d.n_events > 0 {
+            notify_event_dir(&d.events[..d.n_events], &mut d.event_idle);
+            d.n_events = 0;
         }
     }
 
@@ -680,9 +797,6 @@ impl Loop {
                 // Round up so we never wake a millisecond early and spin.
                 Some(d) => d.saturating_sub(now).min(i32::MAX as u64) as i32,
             };
-            if self.ext_dirty {
-                self.write_ext(st);
-            }
             // A notification pipe of a run that has died is of no use any more.
             if self.notify.as_ref().is_some_and(|(pid, _)| *pid != st.pid) {
                 self.notify = None;
@@ -717,8 +831,45 @@ impl Loop {
             } else {
                 2
             };
+            // Deferred work waits until nothing is pending (poll without blocking, or a
+            // little longer right after a signal meant to end run), unless a flood keeps
+            // every wakeup busy.
+            let pending = self.pending();
+            let wait = if pending && self.deferred.busy < MAX_BUSY_WAKEUPS {
+                let grace = if self.deferred.kill_grace {
+                    KILL_GRACE_MS
+                } else {
+                    0
+                };
+                if timeout < 0 {
+                    grace
+                } else {
+                    timeout.min(grace)
+                }
+            } else {
+                if pending {
+                    self.flush(st);
+                    self.deferred.busy = 0;
+                }
+                timeout
+            };
+            self.deferred.kill_grace = false;
             // SAFETY: poll on an array of initialised pollfd structs we own; nfds <= 4.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout) };
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), nfds, wait) };
+            if pending {
+                if r == 0 {
+                    // Nothing pending: do the deferred work, then block for real unless
+                    // a deadline is due.
+                    self.flush(st);
+                    self.deferred.busy = 0;
+                    let now = self.now().mono;
+                    if deadline.is_none_or(|d| d > now) {
+                        continue;
+                    }
+                } else {
+                    self.deferred.busy += 1;
+                }
+            }
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 // poll only fails on EINTR or on bugs (EFAULT, EINVAL); carrying on is the
                 // best a supervisor can do. The timeout keeps this from spinning silently.
@@ -731,14 +882,16 @@ impl Loop {
                 );
             }
 
-            // 1. Drain the self-pipe.
-            self.selfpipe.drain();
-
-            // 2. Reap every dead child.
-            while let Some((pid, wstatus)) = proc::reap() {
-                self.probe_reaped(st, pid, wstatus);
-                if self.dispatch(st, Event::ChildExited { pid, wstatus }) {
-                    return errstr::EXIT_OK;
+            // 1. Drain the self-pipe, and 2. reap every dead child: only when SIGCHLD
+            // wrote to it (the handler writes before the loop can see the death), so a
+            // control byte costs no futile read and waitpid.
+            if fds[0].revents != 0 {
+                self.selfpipe.drain();
+                while let Some((pid, wstatus)) = proc::reap() {
+                    self.probe_reaped(st, pid, wstatus);
+                    if self.dispatch(st, Event::ChildExited { pid, wstatus }) {
+                        return errstr::EXIT_OK;
+                    }
                 }
             }
 
@@ -829,14 +982,28 @@ pub fn make_event_dir() {
     }
 }
 
-/// Writes `byte` to every FIFO in `event/`, without blocking; FIFOs that nobody reads
+/// Writes `bytes` to every FIFO in `event/`, without blocking; FIFOs that nobody reads
 /// any more are removed (s6's ftrig protocol, REFERENCE.md §11.5).
 ///
 /// Lists the directory with `getdents64` into a small stack buffer instead of
 /// `read_dir`: glibc's `opendir` mallocs a 32 KiB buffer, and the heap pages it dirties
 /// stay charged to an idle supervise (the memory target of issue 2).
-pub fn notify_event_dir(byte: u8) {
-    use std::os::unix::fs::OpenOptionsExt;
+///
+/// `idle` remembers `event/`'s identity (inode, mtime, ctime) when a scan found no
+/// listener at all, and the scan is skipped while it is unchanged: a listener creates its
+/// FIFO under a dot name and renames it, which changes the directory's mtime. The
+/// identity is not remembered when a dot-named FIFO was seen (a listener mid-setup) or
+/// when the stamp is too recent to be told apart from a later change in the same tick.
+pub fn notify_event_dir(bytes: &[u8], idle: &mut Option<[i64; 4]>) {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let ident = std::fs::metadata(EVENT_DIR)
+        .ok()
+        .map(|m| [m.ino() as i64, m.mtime(), m.mtime_nsec(), m.ctime()]);
+    if ident.is_some() && *idle == ident {
+        return;
+    }
+    *idle = None;
+    let mut listeners = false;
     let Ok(dir) = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY)
@@ -859,36 +1026,58 @@ pub fn notify_event_dir(byte: u8) {
             )
         };
         if n <= 0 {
-            return;
+            break;
         }
         let n = n as usize;
         // SAFETY: the first n bytes of buf were just written by the kernel.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+        let ents = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
         let mut off = 0;
         // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
         while off + 19 < n {
-            let reclen = usize::from(u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]));
+            let reclen = usize::from(u16::from_ne_bytes([ents[off + 16], ents[off + 17]]));
             if reclen == 0 || off + reclen > n {
                 return;
             }
-            let d_type = bytes[off + 18];
-            let name = &bytes[off + 19..off + reclen];
+            let d_type = ents[off + 18];
+            let name = &ents[off + 19..off + reclen];
             off += reclen;
-            // Listeners create dot names first and rename them when ready; `.` and `..`.
-            if name.first() == Some(&b'.') || name.first() == Some(&0) {
-                continue;
-            }
+            let dot = name.first() == Some(&b'.');
             if d_type != libc::DT_FIFO && d_type != libc::DT_UNKNOWN {
                 continue;
             }
-            signal_fifo(dfd, name.as_ptr().cast(), byte);
+            // `.` and `..` are DT_DIR; a dot-named FIFO is a listener being set up.
+            listeners = true;
+            // Listeners create dot names first and rename them when ready.
+            if dot || name.first() == Some(&0) {
+                continue;
+            }
+            signal_fifo(dfd, name.as_ptr().cast(), bytes);
+        }
+    }
+    if !listeners {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        // ident[1] is the mtime, ident[3] the ctime (seconds).
+        if ident.is_some_and(|i| i[1].max(i[3]) < now - 2) {
+            *idle = ident;
         }
     }
 }
 
+/// True for a signal that normally ends run: the ones `t`, `k`, `d`, `i`, `a`, `q` send
+/// and the service's `down-signal`.
+fn ends_run(sig: i32, down_signal: i32) -> bool {
+    sig == down_signal
+        || matches!(
+            sig,
+            libc::SIGTERM | libc::SIGKILL | libc::SIGINT | libc::SIGALRM | libc::SIGQUIT
+        )
+}
+
 /// Opens the FIFO `name` (NUL-terminated, relative to `dfd`) without blocking and writes
-/// `byte`; removes it when nobody reads it (ENXIO). Anything not a FIFO is left alone.
-fn signal_fifo(dfd: i32, name: *const libc::c_char, byte: u8) {
+/// `bytes`; removes it when nobody reads it (ENXIO). Anything not a FIFO is left alone.
+fn signal_fifo(dfd: i32, name: *const libc::c_char, bytes: &[u8]) {
     // SAFETY: `name` points at a NUL-terminated d_name inside the caller's buffer, alive
     // for this call; openat/fstat/write/unlinkat/close are plain system calls on fds we
     // own.
@@ -906,8 +1095,9 @@ fn signal_fifo(dfd: i32, name: *const libc::c_char, byte: u8) {
         }
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO {
-            // A full FIFO (EAGAIN) drops the byte, as in s6.
-            libc::write(fd, (&byte as *const u8).cast(), 1);
+            // A full FIFO (EAGAIN) drops the bytes, as in s6. Up to PIPE_BUF bytes are
+            // written atomically.
+            libc::write(fd, bytes.as_ptr().cast(), bytes.len());
         }
         libc::close(fd);
     }

@@ -178,8 +178,10 @@ fn start(path: &Path, dir: &str) -> Result<(Loop, State), Fatal> {
         cgroup: None,
         cgroup_error: None,
         probe_err: None,
+        deferred: event_loop::Deferred::default(),
     };
     // Settings are checked at startup; an invalid file is a warning and 0.76 defaults.
+    lp.deferred.settings = settings::Fingerprint::take();
     let settings = match settings::load(dir) {
         Ok(s) => s,
         Err(msg) => {

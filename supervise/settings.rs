@@ -1,8 +1,8 @@
 //! Per-service settings: s6's single-value files and our `service.toml` (issue 6,
 //! REFERENCE.md §11, §12).
 //!
-//! Read at startup and again before every start of `./run`, so an edit takes effect at
-//! the next restart. A service dir with none of these files gets [`Config::default`],
+//! Read at startup and again before a start of `./run` when a file may have changed
+//! ([`Fingerprint`]), so an edit takes effect at the next restart. A service dir with none of these files gets [`Config::default`],
 //! which is exactly daemontools 0.76. An invalid file never takes a service down: the
 //! caller keeps the last good settings and prints the message.
 //!
@@ -68,6 +68,94 @@ pub const TIMEOUT_FINISH: &str = "timeout-finish";
 pub const DOWN_SIGNAL: &str = "down-signal";
 /// s6's history length file.
 pub const MAX_DEATH_TALLY: &str = "max-death-tally";
+
+/// Every settings file [`load`] reads, in the service dir.
+pub const FILES: [&str; 6] = [
+    NOTIFICATION_FD,
+    TIMEOUT_KILL,
+    TIMEOUT_FINISH,
+    DOWN_SIGNAL,
+    MAX_DEATH_TALLY,
+    SERVICE_TOML,
+];
+
+/// How close to "now" (seconds) a timestamp may be before a fingerprint is not trusted:
+/// file timestamps come from the kernel's coarse clock, so two edits within one tick can
+/// leave identical stamps ("racy git"). Generous, it only costs one more reload.
+const RACY_SECS: i64 = 2;
+
+/// The identity of one file for change detection: inode, size, mtime and ctime (ns).
+type Key = [i64; 6];
+
+fn key_of(m: &std::fs::Metadata) -> Key {
+    use std::os::unix::fs::MetadataExt;
+    [
+        m.ino() as i64,
+        m.size() as i64,
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ]
+}
+
+/// What the settings files looked like when they were last read, so that supervise
+/// reloads them before a start only when something could have changed (issue 2: a
+/// respawn used to cost six failed `open`s). The service dir's own mtime changes when a
+/// file is created, removed or renamed into place; an edit in place changes the file's
+/// mtime/ctime/size. So [`Fingerprint::unchanged`] stats the dir and the files that
+/// existed: one `statx` for a plain 0.76 service dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    dir: Key,
+    files: [Option<Key>; 6],
+    /// False when a stamp was too recent to tell two edits apart: reload next time.
+    trusted: bool,
+}
+
+impl Fingerprint {
+    /// Takes the fingerprint of the current directory's settings files (call it right
+    /// before [`load`]: a change between the two is seen at the next check). `None` when
+    /// the dir cannot be stat'ed (then every check reloads).
+    pub fn take() -> Option<Fingerprint> {
+        let dir = std::fs::metadata(".").ok()?;
+        let mut files = [None; 6];
+        for (slot, name) in files.iter_mut().zip(FILES) {
+            *slot = std::fs::metadata(name).ok().map(|m| key_of(&m));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let dir = key_of(&dir);
+        let newest = files
+            .iter()
+            .flatten()
+            .chain(std::iter::once(&dir))
+            .map(|k| k[2].max(k[4]))
+            .max()
+            .unwrap_or(0);
+        Some(Fingerprint {
+            dir,
+            files,
+            trusted: newest < now - RACY_SECS,
+        })
+    }
+
+    /// True when nothing the settings are read from can have changed since `take`.
+    pub fn unchanged(&self) -> bool {
+        if !self.trusted {
+            return false;
+        }
+        if std::fs::metadata(".").map(|m| key_of(&m)).ok() != Some(self.dir) {
+            return false;
+        }
+        self.files.iter().zip(FILES).all(|(k, name)| match k {
+            // Absent then: creating it changes the dir's mtime, checked above.
+            None => true,
+            Some(k) => std::fs::metadata(name).map(|m| key_of(&m)).ok() == Some(*k),
+        })
+    }
+}
 
 /// The `[backoff]` table.
 #[derive(Debug, Deserialize)]

@@ -1689,3 +1689,135 @@ fn fork_failure_warns_keeps_serving_and_u_retries() {
     assert_eq!(want(&d), b'd');
     assert_eq!(status_pid(&d), 0);
 }
+
+/// Waits until every path's mtime and ctime are more than 3 s in the past, so that
+/// supervise trusts its remembered stamps (settings and `event/` are only re-read when
+/// they change, and a stamp in the current second could hide a second edit).
+fn wait_settled(paths: &[&Path]) {
+    use std::os::unix::fs::MetadataExt;
+    wait_until(
+        Duration::from_secs(30),
+        || format!("stamps of {paths:?} older than 3 s"),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            paths.iter().all(|p| {
+                let m = fs::metadata(p).unwrap();
+                m.mtime().max(m.ctime()) < now - 3
+            })
+        },
+    );
+}
+
+/// Settings are not re-read before every start any more, only when the service dir or
+/// a settings file changed: a file renamed into place and a same-size edit in place
+/// (same inode) must both still take effect at the next start.
+#[test]
+fn settings_created_or_edited_in_place_apply_at_the_next_start() {
+    let s = Scratch::new();
+    let d = s.service(
+        "s",
+        "echo $$ >>pids\n\
+         trap 'echo usr1 >>got; exit 0' USR1\n\
+         trap 'echo usr2 >>got; exit 0' USR2\n\
+         while :; do sleep 0.1; done",
+    );
+    let r = ours(&s, &d);
+    let p1 = wait_new_pid(&d, &r, 0);
+    wait_pid_recorded(&d, p1);
+    wait_settled(&[&d]);
+    // This start reloads and remembers stamps that are old enough to be trusted.
+    send(&d, b"t");
+    let p2 = wait_new_pid(&d, &r, p1);
+    wait_pid_recorded(&d, p2);
+    // A new file, renamed into place: the dir's mtime changes.
+    fs::write(d.join(".down-signal.tmp"), "USR1\n").unwrap();
+    fs::rename(d.join(".down-signal.tmp"), d.join("down-signal")).unwrap();
+    send(&d, b"t");
+    let p3 = wait_new_pid(&d, &r, p2);
+    wait_pid_recorded(&d, p3);
+    send(&d, b"d");
+    wait_down(&d, &r);
+    wait_until(
+        DEADLINE,
+        || format!("usr1 in got: {:?}", lines(&d.join("got"))),
+        || lines(&d.join("got")) == ["usr1"],
+    );
+    // Trusted stamps again, then an edit in place of the same size.
+    wait_settled(&[&d, &d.join("down-signal")]);
+    send(&d, b"u");
+    let p4 = wait_new_pid(&d, &r, p3);
+    wait_pid_recorded(&d, p4);
+    let ino = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(d.join("down-signal")).unwrap().ino()
+    };
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(d.join("down-signal"))
+        .unwrap()
+        .write_all(b"USR2\n")
+        .unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(d.join("down-signal")).unwrap().ino(), ino);
+    }
+    send(&d, b"t");
+    let p5 = wait_new_pid(&d, &r, p4);
+    wait_pid_recorded(&d, p5);
+    send(&d, b"d");
+    wait_down(&d, &r);
+    wait_until(
+        DEADLINE,
+        || format!("usr1 usr2 in got: {:?}", lines(&d.join("got"))),
+        || lines(&d.join("got")) == ["usr1", "usr2"],
+    );
+}
+
+/// `event/` is not scanned while it is unchanged since a scan found no listener; a
+/// listener that arrives later (FIFO made under a dot name, then renamed) still gets
+/// every byte of the next events.
+#[test]
+fn event_listener_arriving_after_an_idle_scan_gets_the_bytes() {
+    use std::io::Read;
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let p1 = wait_new_pid(&d, &r, 0);
+    let ev = d.join("event");
+    wait_settled(&[&ev]);
+    // A restart with nobody listening: the scan finds nothing and remembers that.
+    send(&d, b"t");
+    let p2 = wait_new_pid(&d, &r, p1);
+    wait_until(
+        DEADLINE,
+        || format!("starts 2 in status.ext: {:?}", ext(&d)),
+        || ext(&d).is_some_and(|e| e.starts == 2),
+    );
+    let tmp = ev.join(".ftrig1:late");
+    nix::unistd::mkfifo(&tmp, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    let mut rd = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&tmp)
+        .unwrap();
+    fs::rename(&tmp, ev.join("ftrig1:late")).unwrap();
+    send(&d, b"t");
+    wait_new_pid(&d, &r, p2);
+    let mut got = Vec::new();
+    wait_until(
+        DEADLINE,
+        || "the bytes d D u on the late listener's FIFO".to_string(),
+        || {
+            let mut b = [0u8; 16];
+            if let Ok(n) = rd.read(&mut b) {
+                got.extend_from_slice(&b[..n]);
+            }
+            got.ends_with(b"u")
+        },
+    );
+    assert_eq!(got, b"dDu");
+}
