@@ -9,6 +9,12 @@
 //! * exec failure: the **child** prints `supervise: fatal: unable to start DIR/run: ERR`
 //!   and exits 111, and supervise reaps it like any other death.
 //!
+//! The plain case (no [`SpawnOptions`] set: every 0.76 service) does not `fork` but
+//! `clone(CLONE_VM | CLONE_VFORK)`, as glibc's `posix_spawn` does: no copy of the page
+//! tables for a child that execs at once, the cheaper respawn of issue 2. The two outcomes
+//! above stay the same; only who writes the exec-failure message changes (the parent,
+//! right after the child exited 111, to the same fd 2).
+//!
 //! Every descriptor the supervisor opens itself is close-on-exec (Rust's std opens all
 //! files with `O_CLOEXEC`), so the child inherits only fds 0, 1, 2 and whatever
 //! [`SpawnOptions::notify_fd`] asks for.
@@ -82,6 +88,9 @@ impl Prepared {
 /// child reports them on fd 2 and exits 111 (REFERENCE.md §4), and the caller sees the
 /// death through [`reap`].
 pub fn spawn(p: &Prepared, opts: &SpawnOptions) -> io::Result<u32> {
+    if *opts == SpawnOptions::default() {
+        return spawn_vfork(p);
+    }
     // SAFETY: fork in a single-threaded process (supervise starts no threads, STYLE.md
     // P7). The child only calls async-signal-safe functions until exec, except on the
     // exec-failure path, which formats the errno text; that allocation is safe because
@@ -94,6 +103,101 @@ pub fn spawn(p: &Prepared, opts: &SpawnOptions) -> io::Result<u32> {
         child(p, opts);
     }
     Ok(pid as u32)
+}
+
+/// Stack of the vfork-style child: it only makes a few system calls before exec.
+const VFORK_STACK: usize = 64 * 1024;
+
+/// What the vfork-style child needs; it shares our memory, so it hands exec's errno back
+/// through `err` instead of formatting a message (an allocation in the child would be
+/// made, and leaked, in our heap).
+struct VforkCtx {
+    p: *const Prepared,
+    err: i32,
+}
+
+/// [`spawn`] for the plain case (no option set), the respawn path of a 0.76 service:
+/// `clone(CLONE_VM | CLONE_VFORK)` as glibc's `posix_spawn` does, so the kernel does not
+/// copy our page tables for a child that execs at once (docs/BENCHMARKS-supervise.md).
+/// Same contract as the fork path: an empty signal mask and default SIGCHLD and SIGPIPE
+/// in the child, and when exec fails the child exits 111 and
+/// `supervise: fatal: unable to start DIR/run: ERR` is written to fd 2 (here by us, once
+/// the child is gone: CLONE_VFORK suspends us until it has exec'd or exited), so the
+/// caller still sees a child that started and died (REFERENCE.md §4).
+fn spawn_vfork(p: &Prepared) -> io::Result<u32> {
+    // SAFETY: an anonymous private mapping that nobody else knows of; unmapped below once
+    // the child no longer runs on it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            VFORK_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let mut ctx = VforkCtx { p, err: 0 };
+    // SAFETY: sigset operations on locals. All signals are blocked around the clone so no
+    // handler of ours (signal-hook's, which writes to the self-pipe) runs in the child
+    // while it shares our memory; the child unblocks them itself after resetting
+    // SIGCHLD and SIGPIPE, and we restore our mask right after.
+    let (pid, clone_err) = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+        // SAFETY (clone): the child runs `vfork_child` on its own stack (the top of the
+        // mapping; x86-64 and aarch64 stacks grow down), touching only `ctx`, which
+        // outlives it because CLONE_VFORK suspends us until it has exec'd or exited.
+        let pid = libc::clone(
+            vfork_child,
+            stack.cast::<u8>().add(VFORK_STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut ctx as *mut VforkCtx).cast(),
+        );
+        let e = io::Error::last_os_error();
+        libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        libc::munmap(stack, VFORK_STACK);
+        (pid, e)
+    };
+    if pid < 0 {
+        return Err(clone_err);
+    }
+    // SAFETY: the child has exec'd or exited (CLONE_VFORK), nothing else writes `err`.
+    let err = unsafe { std::ptr::read_volatile(&ctx.err) };
+    if err != 0 {
+        let mut msg = p.fail_prefix.clone();
+        msg.extend_from_slice(crate::errstr::errno_str(err).as_bytes());
+        msg.push(b'\n');
+        // SAFETY: write(2) of a buffer we own.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+    Ok(pid as u32)
+}
+
+/// The vfork-style child: resets what the fork path's child resets, execs, and on
+/// failure leaves errno in the context and exits 111. Only bare system calls: it runs
+/// in our address space.
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the VforkCtx of spawn_vfork, alive and not otherwise accessed
+    // while we run (the parent is suspended); sigaction/sigprocmask/execv/_exit are
+    // plain system calls, and the handler table is our own (no CLONE_SIGHAND).
+    unsafe {
+        let ctx = arg.cast::<VforkCtx>();
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        let p = &*(*ctx).p;
+        libc::execv(p.path().as_ptr(), p.ptrs.as_ptr());
+        std::ptr::write_volatile(&mut (*ctx).err, *libc::__errno_location());
+        libc::_exit(111)
+    }
 }
 
 /// The child's side of [`spawn`]; never returns.
@@ -210,6 +314,51 @@ mod tests {
         assert_eq!(term_signal(3 << 8), None);
         assert_eq!(exit_code(libc::SIGTERM), None);
         assert_eq!(term_signal(libc::SIGTERM), Some(libc::SIGTERM));
+    }
+
+    fn wait_for(pid: u32) -> i32 {
+        let mut ws = 0;
+        // SAFETY: waitpid on our own child with a pointer to a local.
+        let r = unsafe { libc::waitpid(pid as i32, &mut ws, 0) };
+        assert_eq!(r, pid as i32);
+        ws
+    }
+
+    #[test]
+    fn plain_spawn_resets_mask_and_sigpipe_and_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("sig");
+        let cmd = format!(
+            "grep -E '^Sig(Blk|Ign)' /proc/self/status >{}",
+            out.display()
+        );
+        let p = Prepared::new(&["/bin/sh", "-c", &cmd], "x: ").unwrap();
+        // Block something in the parent: the child must not inherit it.
+        // SAFETY: sigprocmask on this thread with valid sets.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+        let pid = spawn(&p, &SpawnOptions::default()).unwrap();
+        assert_eq!(exit_code(wait_for(pid)), Some(0));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let field = |k: &str| {
+            let line = text.lines().find(|l| l.starts_with(k)).unwrap();
+            u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+        };
+        assert_eq!(field("SigBlk:"), 0, "{text}");
+        assert_eq!(field("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{text}");
+    }
+
+    #[test]
+    fn plain_spawn_exec_failure_is_a_child_exiting_111() {
+        let p = Prepared::new(&["/nonexistent/run"], "test: fatal: unable to start: ").unwrap();
+        let pid = spawn(&p, &SpawnOptions::default()).unwrap();
+        assert_ne!(pid, 0);
+        assert_eq!(exit_code(wait_for(pid)), Some(111));
     }
 
     #[test]
