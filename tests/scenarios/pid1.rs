@@ -186,3 +186,65 @@ fn pid1_kills_what_ignores_term_after_the_grace_period() {
         assert!(!harness::pid_alive(p), "{p} ({}) survived", cmdline(p));
     }
 }
+
+#[test]
+fn pid1_container_example_stops_in_order() {
+    // examples/container/ as shipped: its entrypoint, its services, our multilog.
+    let s = Scratch::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/container");
+    let copy = harness::run({
+        let mut c = harness::cmd("cp");
+        c.arg("-r").arg(example.join("service")).arg(s.path());
+        c
+    });
+    assert!(copy.status.success(), "{}", harness::stderr(&copy));
+    let scan = s.join("service");
+    assert!(
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() } == 0,
+        "the PID-1 tests need root (unshare --pid); CI runs them as root"
+    );
+    let mut c = harness::cmd("unshare");
+    c.args(["--pid", "--fork", "--mount-proc"])
+        .arg(example.join("entrypoint"))
+        .env("SCAN_DIR", &scan)
+        .env("GRACE", "40");
+    let mut r = Running::spawn(c, s.path(), "entrypoint");
+    let current = scan.join("web/log/main/current");
+    wait_until(
+        DEADLINE,
+        || format!("web's log; {} {}", r.stdout(), r.stderr()),
+        || {
+            fs::read_to_string(&current)
+                .unwrap_or_default()
+                .contains("web: request 2")
+                && r.stdout().contains("worker: started")
+        },
+    );
+    let mut pid = 0;
+    wait_until(
+        DEADLINE,
+        || format!("svscan under unshare: {:?}", descendants(r.pid())),
+        || {
+            pid = descendants(r.pid())
+                .into_iter()
+                .map(|(p, _)| p)
+                .find(|&p| cmdline(p).starts_with("svscan --pid1"))
+                .unwrap_or(0);
+            pid != 0
+        },
+    );
+    // SAFETY: SIGTERM to the svscan this test started (docker stop).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let st = r.wait_exit(Duration::from_secs(60));
+    assert_eq!(st.code(), Some(0), "{} {}", r.stdout(), r.stderr());
+    // The web service's goodbye reached its log (the logger stopped after it), and the
+    // unlogged worker's went to svscan's stdout.
+    let log = fs::read_to_string(&current).unwrap();
+    assert!(
+        log.trim_end()
+            .ends_with("web: TERM received, shutting down"),
+        "{log}"
+    );
+    assert!(r.stdout().contains("worker: stopped"), "{}", r.stdout());
+}
