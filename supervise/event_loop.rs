@@ -37,7 +37,7 @@ use svcore::svdir;
 use svcore::tai64n::Tai64n;
 
 /// `./finish`, run after `./run` exits (runit, s6; REFERENCE.md §11.1).
-pub const FINISH: &str = "finish";
+pub const FINISH: &str = settings::FINISH;
 /// `./finish` as executed.
 pub const FINISH_PATH: &str = "./finish";
 
@@ -106,6 +106,9 @@ pub struct Deferred {
     event_idle: Option<[i64; 4]>,
     /// The settings files as last loaded: no reload before a start while unchanged.
     pub settings: Option<settings::Fingerprint>,
+    /// [`settings::Fingerprint::dir_unchanged`], asked at most once per wakeup (the
+    /// `finish` check and the settings check before one restart share it).
+    dir_unchanged: Option<bool>,
 }
 
 /// The descriptors and names the loop needs. Dropping it releases the lock.
@@ -290,15 +293,17 @@ impl Loop {
     /// Re-reads the settings (an edit takes effect at the next start). An invalid file
     /// keeps the last good settings, and says so once per distinct error.
     fn reload_settings(&mut self, st: &mut State) {
+        let known = self.deferred.dir_unchanged;
         if self
             .deferred
             .settings
             .as_ref()
-            .is_some_and(settings::Fingerprint::unchanged)
+            .is_some_and(|f| f.unchanged(known))
         {
             return;
         }
         self.deferred.settings = settings::Fingerprint::take();
+        self.deferred.dir_unchanged = None;
         match settings::load(&self.dir) {
             Ok(s) => {
                 self.apply_settings(st, s);
@@ -589,7 +594,16 @@ impl Loop {
     /// Forks `./finish EXITCODE SIGNAL NAME` with s6's arguments: EXITCODE is 256 when
     /// run was killed by a signal, SIGNAL the signal number or 0 (REFERENCE.md §11.1).
     fn spawn_finish(&mut self, st: &State, wstatus: i32) -> Event {
-        if std::fs::symlink_metadata(FINISH).is_err() {
+        // With the service dir unchanged since the settings were read, whether `finish`
+        // exists is known without a look (and the look at the dir is shared with the
+        // settings check of the restart that follows).
+        let cached = self.deferred.settings.as_ref().and_then(|f| {
+            let same = f.dir_unchanged();
+            self.deferred.dir_unchanged = Some(same);
+            same.then_some(f.finish)
+        });
+        let exists = cached.unwrap_or_else(|| std::fs::symlink_metadata(FINISH).is_ok());
+        if !exists {
             return Event::FinishSkipped;
         }
         // Not a restart: finish may read `deaths` and wait on `event/`, so they are
@@ -697,13 +711,15 @@ impl Loop {
     }
 
     /// Does the deferred work: the sidecars first (so a listener woken by an `event/`
-    /// byte finds them current), then the `event/` bytes in one scan.
+    /// byte finds them current), `deaths` before `status.ext` (a reader that saw a death
+    /// counted in `status.ext` finds it in `deaths`, as before the deferral), then the
+    /// `event/` bytes in one scan.
     pub fn flush(&mut self, st: &State) {
-        if self.ext_dirty {
-            self.write_ext(st);
-        }
         if self.deferred.deaths {
             self.write_deaths(st);
+        }
+        if self.ext_dirty {
+            self.write_ext(st);
         }
         let d = &mut self.deferred;
         if d.n_events > 0 {
@@ -854,6 +870,8 @@ impl Loop {
                 timeout
             };
             self.deferred.kill_grace = false;
+            // What was true of the service dir before this wakeup may not be any more.
+            self.deferred.dir_unchanged = None;
             // SAFETY: poll on an array of initialised pollfd structs we own; nfds <= 4.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), nfds, wait) };
             if pending {

@@ -69,6 +69,9 @@ pub const DOWN_SIGNAL: &str = "down-signal";
 /// s6's history length file.
 pub const MAX_DEATH_TALLY: &str = "max-death-tally";
 
+/// `./finish` (its presence is remembered with the settings' [`Fingerprint`]).
+pub const FINISH: &str = "finish";
+
 /// Every settings file [`load`] reads, in the service dir.
 pub const FILES: [&str; 6] = [
     NOTIFICATION_FD,
@@ -109,6 +112,8 @@ fn key_of(m: &std::fs::Metadata) -> Key {
 pub struct Fingerprint {
     dir: Key,
     files: [Option<Key>; 6],
+    /// `./finish` existed (lstat): it can only appear or go with a change of the dir.
+    pub finish: bool,
     /// False when a stamp was too recent to tell two edits apart: reload next time.
     trusted: bool,
 }
@@ -134,19 +139,26 @@ impl Fingerprint {
             .map(|k| k[2].max(k[4]))
             .max()
             .unwrap_or(0);
+        let finish = std::fs::symlink_metadata(FINISH).is_ok();
         Some(Fingerprint {
             dir,
             files,
+            finish,
             trusted: newest < now - RACY_SECS,
         })
     }
 
-    /// True when nothing the settings are read from can have changed since `take`.
-    pub fn unchanged(&self) -> bool {
-        if !self.trusted {
-            return false;
-        }
-        if std::fs::metadata(".").map(|m| key_of(&m)).ok() != Some(self.dir) {
+    /// True when the service dir's entries cannot have changed since `take` (so neither
+    /// can [`Fingerprint::finish`]): one `statx`.
+    pub fn dir_unchanged(&self) -> bool {
+        self.trusted && std::fs::metadata(".").map(|m| key_of(&m)).ok() == Some(self.dir)
+    }
+
+    /// True when nothing the settings are read from can have changed since `take`;
+    /// `dir_unchanged` is the result of [`Fingerprint::dir_unchanged`] if the caller
+    /// already has it (saves the `statx`).
+    pub fn unchanged(&self, dir_unchanged: Option<bool>) -> bool {
+        if !dir_unchanged.unwrap_or_else(|| self.dir_unchanged()) {
             return false;
         }
         self.files.iter().zip(FILES).all(|(k, name)| match k {

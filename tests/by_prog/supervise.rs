@@ -1821,3 +1821,28 @@ fn event_listener_arriving_after_an_idle_scan_gets_the_bytes() {
     );
     assert_eq!(got, b"dDu");
 }
+
+/// Whether `./finish` exists is remembered with the settings' stamps; a finish created
+/// later (renamed into place) still runs after the next death.
+#[test]
+fn finish_created_after_the_stamps_are_trusted_runs() {
+    let s = Scratch::new();
+    let d = s.service("s", SLEEPER);
+    let r = ours(&s, &d);
+    let p1 = wait_new_pid(&d, &r, 0);
+    wait_settled(&[&d]);
+    // This restart remembers "no finish" with trusted stamps.
+    send(&d, b"t");
+    let p2 = wait_new_pid(&d, &r, p1);
+    let tmp = d.join(".finish.tmp");
+    fs::write(&tmp, "#!/bin/sh\necho \"$1 $2\" >>finished\n").unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&tmp, d.join("finish")).unwrap();
+    send(&d, b"t");
+    wait_new_pid(&d, &r, p2);
+    wait_until(
+        DEADLINE,
+        || format!("finish ran: {:?}", lines(&d.join("finished"))),
+        || lines(&d.join("finished")) == ["256 15"],
+    );
+}
