@@ -114,7 +114,8 @@ pub fn run(opts: &Options) -> io::Result<u8> {
         if let Some(st) = &mut stop {
             table.advance_stops();
             if no_children && table.all_stopped() {
-                return Ok(if st.killed.is_some() { 111 } else { 0 });
+                let code = if st.killed.is_some() { 111 } else { 0 };
+                return Ok(exit_code(opts, code));
             }
             let now = Instant::now();
             match st.killed {
@@ -139,6 +140,23 @@ pub fn run(opts: &Options) -> io::Result<u8> {
             }
             next_pass = Instant::now() + PASS;
         }
+    }
+}
+
+/// The code svscan exits with after a stop: with `-e NAME`, NAME's last exit as its
+/// supervise recorded it in `supervise/status.ext` (exit code, or 128 + signal as shells
+/// and container runtimes report a death by signal); otherwise `fallback`.
+fn exit_code(opts: &Options, fallback: u8) -> u8 {
+    let Some(name) = &opts.exit_with else {
+        return fallback;
+    };
+    let Ok(ext) = svcore::sidecar::read(std::path::Path::new(name)) else {
+        return fallback;
+    };
+    match ext.last_exit {
+        Some(ws) if libc::WIFEXITED(ws) => libc::WEXITSTATUS(ws) as u8,
+        Some(ws) if libc::WIFSIGNALED(ws) => (128 + libc::WTERMSIG(ws)) as u8,
+        _ => fallback,
     }
 }
 

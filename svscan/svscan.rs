@@ -31,12 +31,17 @@
 //!   each logger once its service's supervise has exited (so the pipe drains), KILLs
 //!   whatever is left after the grace period, and exits when everything has stopped.
 //! * `-g SECS`, `--grace SECS`: the grace period of PID-1 mode (default 10).
+//! * `-e NAME`, `--exit-with NAME`: in PID-1 mode, exit with the code of service NAME
+//!   (a directory in DIR) after the stop, as a container's exit code (REFERENCE.md
+//!   §12.9): its last exit code, or 128 + signal when a signal killed it, from the
+//!   `supervise/status.ext` sidecar that our supervise keeps. Without a sidecar (a 0.76
+//!   supervise), or when NAME never died, the usual 0 or 111.
 //!
 //! # Exit codes
 //!
 //! 100 usage; 111 when DIR cannot be entered. svscan otherwise runs for ever, except in
 //! PID-1 mode, where it exits 0 after an orderly stop and 111 when something had to be
-//! killed.
+//! killed, or with NAME's code under `-e NAME`.
 //!
 //! # Signals
 //!
@@ -61,7 +66,7 @@ use std::time::Duration;
 use svcore::errstr;
 
 const PROG: &str = "svscan";
-const USAGE: &str = "svscan: usage: svscan [-r] [-1] [-g secs] [dir]";
+const USAGE: &str = "svscan: usage: svscan [-r] [-1] [-g secs] [-e name] [dir]";
 
 /// What the command line asked for.
 pub struct Options {
@@ -71,6 +76,8 @@ pub struct Options {
     pub pid1: bool,
     /// `-g`: the grace period before KILL in PID-1 mode.
     pub grace: Duration,
+    /// `-e`: the service whose exit code svscan exits with in PID-1 mode.
+    pub exit_with: Option<OsString>,
     /// The scan directory, if given.
     pub dir: Option<OsString>,
 }
@@ -80,6 +87,7 @@ fn parse(args: Vec<OsString>) -> Option<Options> {
         stop_removed: false,
         pid1: false,
         grace: Duration::from_secs(10),
+        exit_with: None,
         dir: None,
     };
     let mut it = args.into_iter();
@@ -94,6 +102,7 @@ fn parse(args: Vec<OsString>) -> Option<Options> {
                 }
                 o.grace = Duration::from_secs_f64(secs);
             }
+            Some("-e") | Some("--exit-with") => o.exit_with = Some(it.next()?),
             Some("--") => {
                 o.dir = it.next();
                 break;
@@ -155,6 +164,9 @@ mod tests {
         assert!(p(&[]).unwrap().dir.is_none());
         assert!(p(&["--pid1"]).unwrap().pid1);
         assert_eq!(p(&["--", "-r"]).unwrap().dir, Some(OsString::from("-r")));
+        let o = p(&["-1", "-e", "web", "/service"]).unwrap();
+        assert_eq!(o.exit_with, Some(OsString::from("web")));
+        assert!(p(&["-e"]).is_none());
     }
 
     #[test]

@@ -728,3 +728,23 @@ fn svscan_restarted_recovers_the_pipe_from_the_surviving_logger() {
     drop(second);
     drop(first);
 }
+
+#[test]
+fn svscan_pid1_exits_with_the_designated_services_code() {
+    let s = Scratch::new();
+    let scan = s.join("scan");
+    s.service("scan/a", "trap 'exit 3' TERM\nwhile :; do sleep 0.05; done");
+    s.service("scan/b", "exec sleep 1000");
+    let mut r = start_svscan(&s, &scan, &["-1", "-g", "40", "-e", "a"], "svscan");
+    for d in ["a", "b"] {
+        wait_until(
+            DEADLINE,
+            || format!("{d} running; {}", r.stderr()),
+            || harness::pid_alive(harness::status_pid(&scan.join(d))),
+        );
+    }
+    r.signal(libc::SIGTERM);
+    let st = r.wait_exit(Duration::from_secs(60));
+    // a's `exit 3` on TERM, read back from its supervise's status.ext sidecar.
+    assert_eq!(st.code(), Some(3), "{}", r.stderr());
+}
