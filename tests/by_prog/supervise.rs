@@ -1719,9 +1719,11 @@ fn settings_created_or_edited_in_place_apply_at_the_next_start() {
     let s = Scratch::new();
     let d = s.service(
         "s",
-        "echo $$ >>pids\n\
-         trap 'echo usr1 >>got; exit 0' USR1\n\
+        // The pid is recorded after the traps are set, so a signal sent once the pid
+        // is seen always finds them.
+        "trap 'echo usr1 >>got; exit 0' USR1\n\
          trap 'echo usr2 >>got; exit 0' USR2\n\
+         echo $$ >>pids\n\
          while :; do sleep 0.1; done",
     );
     let r = ours(&s, &d);
@@ -1819,7 +1821,12 @@ fn event_listener_arriving_after_an_idle_scan_gets_the_bytes() {
             got.ends_with(b"u")
         },
     );
-    assert_eq!(got, b"dDu");
+    // If the listener was in place just before the first restart's bytes went out, it
+    // got those too: whole "dDu" groups either way.
+    assert!(
+        !got.is_empty() && got.len() % 3 == 0 && got.chunks(3).all(|c| c == b"dDu"),
+        "{got:?}"
+    );
 }
 
 /// Whether `./finish` exists is remembered with the settings' stamps; a finish created
