@@ -380,7 +380,9 @@ pub fn apply_toml(out: &mut Settings, text: &str) -> Result<(), String> {
         match e.span() {
             Some(span) => {
                 let (line, key) = locate(text, span.start);
-                if key.is_empty() || msg.contains('`') {
+                // toml names the key itself in some messages (`unknown field `x``): do
+                // not say it twice. Others (`invalid type: integer `1``) need it.
+                if key.is_empty() || msg.contains(&format!("`{key}`")) {
                     format!("line {line}: {msg}")
                 } else {
                     format!("line {line}: {key}: {msg}")
@@ -484,7 +486,9 @@ pub fn apply_toml(out: &mut Settings, text: &str) -> Result<(), String> {
             }
             (None, None) => return Err("health: needs url or command".into()),
             (Some(url), None) => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                // svprobe speaks plain HTTP only: an https:// URL would fail every probe
+                // and restart the service for ever, so it is refused here.
+                if !url.starts_with("http://") {
                     return Err(format!("health.url: not an http:// URL: {url:?}"));
                 }
                 if url.contains('\0') || h.expect.as_ref().is_some_and(|e| e.contains('\0')) {
@@ -594,6 +598,10 @@ mod tests {
                 "health.url: not an http:// URL: \"ftp://a/\"",
             ),
             (
+                "[health]\nurl = \"https://a/\"\n",
+                "health.url: not an http:// URL: \"https://a/\"",
+            ),
+            (
                 "[health]\ncommand = \"x\"\nexpect = \"y\"\n",
                 "health.expect: only with url",
             ),
@@ -662,6 +670,9 @@ mod tests {
         assert!(e.starts_with("line 2: timeout-finish: invalid type"), "{e}");
         let e = parse("timeout-kil = 5\n").unwrap_err();
         assert!(e.contains("unknown field `timeout-kil`"), "{e}");
+        assert!(!e.contains("timeout-kil: unknown"), "key said twice: {e}");
+        let e = parse("setsid = 1\n").unwrap_err();
+        assert!(e.starts_with("line 1: setsid: invalid type"), "{e}");
         let e = parse("down-signal = \"BOGUS\"\n").unwrap_err();
         assert_eq!(e, "down-signal: unknown signal: \"BOGUS\"");
         let e = parse("notification-fd = 1\n").unwrap_err();
