@@ -151,8 +151,7 @@ fn read_file(name: &std::ffi::OsStr) -> io::Result<Option<Vec<u8>>> {
 }
 
 fn die(text: &str) -> ! {
-    errstr::fatal(PROG, text);
-    std::process::exit(EXIT_TEMPORARY);
+    errstr::die(PROG, text, EXIT_TEMPORARY)
 }
 
 #[cfg(test)]

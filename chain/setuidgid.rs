@@ -70,6 +70,5 @@ fn main() {
 }
 
 fn die(text: &str) -> ! {
-    errstr::fatal(PROG, text);
-    std::process::exit(EXIT_TEMPORARY);
+    errstr::die(PROG, text, EXIT_TEMPORARY)
 }

@@ -90,6 +90,12 @@ pub fn fatal(prog: &str, text: &str) {
     emit(&fatal_line(prog, text));
 }
 
+/// Prints `PROG: fatal: TEXT` and exits with `code` (djb's `strerr_die`).
+pub fn die(prog: &str, text: &str, code: i32) -> ! {
+    fatal(prog, text);
+    std::process::exit(code);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
