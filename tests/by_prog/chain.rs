@@ -186,7 +186,7 @@ fn setuidgid_as_non_root_cannot_setgid() {
     // Ours from a copy nobody can reach: the checkout may live under a 0700 directory.
     fs::set_permissions(s.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let copy = s.join("setuidgid");
-    fs::copy(harness::bin("setuidgid"), &copy).unwrap();
+    harness::place_executable(&harness::bin("setuidgid"), &copy);
     let ours = go(&copy);
     assert_eq!(ours, go(&oracle("setuidgid")));
     assert_eq!(ours.0, Some(111));

@@ -121,9 +121,7 @@ fn ubin(scratch: &Path, name: &str) -> PathBuf {
     let dst = dir.join(name);
     if !dst.exists() {
         let src = harness::bin(name);
-        if fs::hard_link(&src, &dst).is_err() {
-            fs::copy(&src, &dst).unwrap();
-        }
+        harness::place_executable(&src, &dst);
         fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
     }
     dst
@@ -729,11 +727,10 @@ fn member_restarts_with_restart_aolserver_outsider_cannot() {
         ubin(s.path(), n);
     }
     let script = s.join("bin/restart-aolserver");
-    fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openacs/restart-aolserver"),
+    harness::place_executable(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openacs/restart-aolserver"),
         &script,
-    )
-    .unwrap();
+    );
     let path = format!("{}:{}", s.join("bin").display(), harness::path_env());
     let as_user = |user: &str| {
         let mut c = harness::cmd("/usr/sbin/runuser");

@@ -69,6 +69,24 @@ pub fn default_signals() {
     });
 }
 
+/// Puts the executable `src` at `dst`: a hard link, or else a copy made by cp(1).
+///
+/// Never with `fs::copy`: a descriptor open for writing in this multi-threaded process
+/// is inherited by any test's fork that happens meanwhile, and exec of the file then fails
+/// with ETXTBSY ("text file busy") until that child has exec'd.
+pub fn place_executable(src: &Path, dst: &Path) {
+    if fs::hard_link(src, dst).is_ok() {
+        return;
+    }
+    let o = Command::new("cp")
+        .arg("-p")
+        .arg(src)
+        .arg(dst)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cp {src:?} {dst:?}: {o:?}");
+}
+
 /// A command with a cleared environment and our PATH.
 pub fn cmd(program: impl AsRef<OsStr>) -> Command {
     default_signals();

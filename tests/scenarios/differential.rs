@@ -114,6 +114,7 @@ struct Scenario {
 const RECORDER: &str = r#"for s in HUP ALRM INT QUIT USR1 USR2 WINCH CONT; do trap "echo $s >> sig" $s; done
 trap 'echo TERM >> sig; exit 0' TERM
 echo start >> starts
+echo $$ >> pids
 while :; do sleep 600 & wait $!; done"#;
 
 const CRASHER: &str = "echo start >> starts\nexit 1";
@@ -164,6 +165,9 @@ fn transcript(sc: &Scenario, tools: Side, sup: Side, features: bool) -> Vec<Stri
     if sc.down {
         fs::write(dir.join("down"), "").unwrap();
     }
+    // With the features on, run has its own session (`setsid = true`), out of reach of the
+    // harness's kill of supervise's process group: kill each run's group at the end.
+    let _reaper = features.then(|| SessionReaper(dir.join("pids")));
     if features {
         for (name, text) in FEATURES {
             fs::write(dir.join(name), text).unwrap();
@@ -237,6 +241,25 @@ fn transcript(sc: &Scenario, tools: Side, sup: Side, features: bool) -> Vec<Stri
     }
     drop(supervise);
     out
+}
+
+/// Kills, on drop, the process group of every pid listed in a file: the runs that
+/// [`RECORDER`] started under setsid, and their `sleep`, which would otherwise outlive
+/// the test. Dropped after the supervise, so no new run starts behind it.
+struct SessionReaper(PathBuf);
+
+impl Drop for SessionReaper {
+    fn drop(&mut self) {
+        for pid in lines(&self.0) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: kill(2) on the process group a run of this test created with
+                // setsid (its pgid is its pid); it only sends a signal.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
 }
 
 /// The features really were read: no settings warning, and the sidecar shows readiness
