@@ -37,8 +37,7 @@ use svcore::pathexec;
 const PROG: &str = "fghack";
 
 fn fatal(text: &str) -> ! {
-    errstr::fatal(PROG, text);
-    std::process::exit(EXIT_TEMPORARY);
+    errstr::die(PROG, text, EXIT_TEMPORARY)
 }
 
 fn main() {

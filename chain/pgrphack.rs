@@ -34,13 +34,13 @@ fn main() {
     // 0.76 ignores setsid's result (EPERM when already a group leader).
     let _ = nix::unistd::setsid();
     let err = pathexec::exec(&args[1..]);
-    errstr::fatal(
+    errstr::die(
         "pgrphack",
         &format!(
             "unable to run {}: {}",
             args[1].to_string_lossy(),
             io_str(&err)
         ),
-    );
-    std::process::exit(EXIT_TEMPORARY);
+        EXIT_TEMPORARY,
+    )
 }

@@ -74,8 +74,11 @@ fn main() {
         if flagx {
             std::process::exit(EXIT_OK);
         }
-        errstr::fatal(PROG, &format!("unable to {what} {file}: {}", io_str(&e)));
-        std::process::exit(EXIT_TEMPORARY);
+        errstr::die(
+            PROG,
+            &format!("unable to {what} {file}: {}", io_str(&e)),
+            EXIT_TEMPORARY,
+        )
     };
     let Ok(cfile) = CString::new(rest[0].as_bytes()) else {
         fail("open", io::Error::from_raw_os_error(libc::ENOENT));
@@ -108,13 +111,13 @@ fn main() {
         }
     }
     let err = pathexec::exec(&rest[1..]);
-    errstr::fatal(
+    errstr::die(
         PROG,
         &format!(
             "unable to run {}: {}",
             rest[1].to_string_lossy(),
             io_str(&err)
         ),
-    );
-    std::process::exit(EXIT_TEMPORARY);
+        EXIT_TEMPORARY,
+    )
 }

@@ -56,8 +56,7 @@ fn usage() -> ! {
 }
 
 fn fatal(text: &str) -> ! {
-    errstr::fatal(PROG, text);
-    std::process::exit(EXIT_TEMPORARY);
+    errstr::die(PROG, text, EXIT_TEMPORARY)
 }
 
 /// The resources an option letter sets, in 0.76's order.

@@ -57,19 +57,15 @@ fn main() {
     let script = script::parse(args.iter().map(|a| a.as_bytes()));
     match engine::run(script, 0) {
         Ok(()) => std::process::exit(errstr::EXIT_OK),
-        Err(engine::RunError::Start(e)) => {
-            errstr::fatal(
-                "multilog",
-                &format!("unable to {}: {}", e.what, errstr::io_str(&e.err)),
-            );
-            std::process::exit(errstr::EXIT_TEMPORARY);
-        }
-        Err(engine::RunError::Read(e)) => {
-            errstr::fatal(
-                "multilog",
-                &format!("unable to read standard input: {}", errstr::io_str(&e)),
-            );
-            std::process::exit(errstr::EXIT_TEMPORARY);
-        }
+        Err(engine::RunError::Start(e)) => errstr::die(
+            "multilog",
+            &format!("unable to {}: {}", e.what, errstr::io_str(&e.err)),
+            errstr::EXIT_TEMPORARY,
+        ),
+        Err(engine::RunError::Read(e)) => errstr::die(
+            "multilog",
+            &format!("unable to read standard input: {}", errstr::io_str(&e)),
+            errstr::EXIT_TEMPORARY,
+        ),
     }
 }

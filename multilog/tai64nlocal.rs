@@ -202,13 +202,11 @@ fn main() {
         Err((_, e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             std::process::exit(errstr::EXIT_OK)
         }
-        Err((what, e)) => {
-            errstr::fatal(
-                "tai64nlocal",
-                &format!("unable to {what}: {}", errstr::io_str(&e)),
-            );
-            std::process::exit(errstr::EXIT_TEMPORARY);
-        }
+        Err((what, e)) => errstr::die(
+            "tai64nlocal",
+            &format!("unable to {what}: {}", errstr::io_str(&e)),
+            errstr::EXIT_TEMPORARY,
+        ),
     }
 }
 

@@ -107,10 +107,7 @@ fn main() {
             let code = lp.run(&mut st);
             std::process::exit(code);
         }
-        Err(Fatal(text)) => {
-            errstr::fatal(PROG, &text);
-            std::process::exit(EXIT_TEMPORARY);
-        }
+        Err(Fatal(text)) => errstr::die(PROG, &text, EXIT_TEMPORARY),
     }
 }
 

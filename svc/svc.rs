@@ -262,10 +262,7 @@ fn main() {
     };
     let (goals, failed) = match control_all(&args.bytes, &args.dirs, waiting.is_some()) {
         Ok(r) => r,
-        Err(text) => {
-            errstr::fatal("svc", &text);
-            std::process::exit(EXIT_TEMPORARY);
-        }
+        Err(text) => errstr::die("svc", &text, EXIT_TEMPORARY),
     };
     let Some(timeout) = waiting else {
         // 0.76: exit 0 whenever the options parse.

@@ -242,10 +242,7 @@ fn main() {
             let _ = std::io::stdout().lock().write_all(&out);
             std::process::exit(code);
         }
-        Err(text) => {
-            errstr::fatal("svstat", &text);
-            std::process::exit(EXIT_TEMPORARY);
-        }
+        Err(text) => errstr::die("svstat", &text, EXIT_TEMPORARY),
     }
 }
 

@@ -129,16 +129,17 @@ fn main() {
         Outcome::Done => std::process::exit(EXIT_OK),
         Outcome::TimedOut(left) => {
             let first = left.first().map(|d| wait::show(d)).unwrap_or_default();
-            errstr::fatal("svwait", &format!("timed out waiting for {first}"));
-            std::process::exit(EXIT_TIMEOUT);
-        }
-        Outcome::Gone(dir, why) => {
-            errstr::fatal(
+            errstr::die(
                 "svwait",
-                &format!("unable to wait for {}: {why}", wait::show(&dir)),
-            );
-            std::process::exit(EXIT_TEMPORARY);
+                &format!("timed out waiting for {first}"),
+                EXIT_TIMEOUT,
+            )
         }
+        Outcome::Gone(dir, why) => errstr::die(
+            "svwait",
+            &format!("unable to wait for {}: {why}", wait::show(&dir)),
+            EXIT_TEMPORARY,
+        ),
     }
 }
 
