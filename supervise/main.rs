@@ -73,6 +73,10 @@
 //! * With none of the settings files, behaviour is 0.76's; the sidecar files and
 //!   `event/` are extra files that 0.76 clients never look at.
 
+// Rust's runtime start-up is skipped (see `main` below); the unit tests keep the
+// test harness's own `main`.
+#![cfg_attr(not(test), no_main)]
+
 mod event_loop;
 mod settings;
 mod state;
@@ -94,7 +98,23 @@ fn fatal_io(what: &str, e: &io::Error) -> Fatal {
     Fatal(format!("{what}: {}", errstr::io_str(e)))
 }
 
-fn main() {
+/// The C entry point, instead of Rust's runtime start-up: that start-up reads
+/// `/proc/self/maps` through stdio (to find the main thread's stack for its overflow
+/// message) and allocates the main thread's handle, leaving a dirty heap page in every
+/// idle supervise, and a tree runs one supervise per service (issue 2's memory target,
+/// docs/BENCHMARKS-supervise.md). What that start-up did that supervise needs,
+/// `proc::init_process` does; what is lost is the "has overflowed its stack" message (a
+/// plain SIGSEGV instead). `std::env::args_os` still works: glibc hands std the arguments
+/// through `.init_array`.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    svcore::proc::init_process();
+    supervise()
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn supervise() -> ! {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.len() != 2 {
         errstr::emit("supervise: usage: supervise dir");

@@ -1853,3 +1853,105 @@ fn finish_created_after_the_stamps_are_trusted_runs() {
         || lines(&d.join("finished")) == ["256 15"],
     );
 }
+
+/// Stamp of the status file (its first 12 bytes); empty when short or missing.
+fn stamp(dir: &Path) -> Vec<u8> {
+    let b = status_bytes(dir);
+    if b.len() == 18 {
+        b[..12].to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+/// supervise skips Rust's runtime start-up (`#![no_main]`, for its idle memory); the part
+/// of it that matters is done by hand: closed fds 0-2 are opened on /dev/null before any
+/// file is, so the lock, control and status never land on them, and the child sees them
+/// open, as it did before.
+#[test]
+fn closed_stdio_is_reopened_on_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new();
+    let d = s.service(
+        "closed",
+        "#!/bin/sh\nx=$(readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2)\necho \"$x\" > fds\necho to-stderr >&2\nexec sleep 600\n",
+    );
+    let mut c = harness::cmd(bin("supervise"));
+    c.arg(&d);
+    // SAFETY: close(2) only, between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let mut r = Running::spawn_raw(c);
+    wait_until(
+        DEADLINE,
+        || format!("fds of run: {:?}", fs::read_to_string(d.join("fds"))),
+        || fs::read_to_string(d.join("fds")).is_ok_and(|t| t.lines().count() == 3),
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("fds")).unwrap(),
+        "/dev/null\n/dev/null\n/dev/null\n"
+    );
+    assert!(r.try_wait().is_none(), "supervise exited");
+    assert!(is_supervised(&d));
+    // Nothing was written into the files that would have taken fds 0-2.
+    assert_eq!(fs::metadata(d.join("supervise/lock")).unwrap().len(), 0);
+    assert_eq!(status_bytes(&d).len(), 18);
+    let pid = status_pid(&d);
+    assert!(pid != 0 && pid_alive(pid));
+}
+
+/// A warning written to a stderr pipe that nobody reads any more (readproctitle gone)
+/// fails with EPIPE; it must not kill supervise (SIGPIPE stays ignored, as under Rust's
+/// runtime start-up, which supervise skips).
+#[test]
+fn warnings_to_a_dead_stderr_pipe_do_not_kill_supervise() {
+    let s = Scratch::new();
+    let d = s.join("p");
+    fs::create_dir(&d).unwrap();
+    // Not executable: every start fails and supervise itself writes the reason to fd 2.
+    fs::write(d.join("run"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut c = harness::cmd(bin("supervise"));
+    c.arg(&d)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(writer);
+    let mut r = Running::spawn_raw(c);
+    // Each failed start rewrites status (new pid, then pid 0) and writes a warning: three
+    // distinct stamps mean at least two warnings went to the dead pipe.
+    let seen: std::cell::RefCell<Vec<Vec<u8>>> = Default::default();
+    wait_until(
+        DEADLINE,
+        || format!("3 distinct status stamps, seen {}", seen.borrow().len()),
+        || {
+            let st = stamp(&d);
+            let mut seen = seen.borrow_mut();
+            if !st.is_empty() && !seen.contains(&st) {
+                seen.push(st);
+            }
+            seen.len() >= 3
+        },
+    );
+    assert!(
+        r.try_wait().is_none(),
+        "supervise died writing to a dead pipe"
+    );
+    assert!(is_supervised(&d));
+    // Fixing run makes the next retry start it.
+    fs::set_permissions(d.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
+    wait_until(
+        DEADLINE,
+        || format!("status {:02x?}", status_bytes(&d)),
+        || {
+            let p = status_pid(&d);
+            p != 0 && pid_alive(p)
+        },
+    );
+}

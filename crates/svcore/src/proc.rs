@@ -255,6 +255,36 @@ fn child(p: &Prepared, opts: &SpawnOptions) -> ! {
     }
 }
 
+/// What Rust's runtime start-up does before `main` that a supervisor relies on, for a
+/// program that skips that start-up (`#![no_main]`, as supervise does to keep an idle
+/// supervise's private memory down: the runtime reads `/proc/self/maps` through stdio to
+/// find the main thread's stack and allocates the main thread's handle, which leaves
+/// dirty heap pages in every supervise of a tree; docs/BENCHMARKS-supervise.md).
+///
+/// * fds 0, 1 and 2, when closed, are opened on `/dev/null`, so that no file the program
+///   opens later lands on them (a warning would then be written into the lock file or
+///   the control FIFO), and the children see them open, as before;
+/// * SIGPIPE is ignored: a warning to a stderr pipe nobody reads (readproctitle gone) is
+///   a failed write, not the death of the supervisor. Children get the default back
+///   ([`spawn`]).
+///
+/// Call it first thing in `main`, before any file is opened.
+pub fn init_process() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only asks whether the descriptor is open; no memory effects.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        if closed {
+            // open(2) takes the lowest free descriptor: `fd` itself, since the lower ones
+            // are open by now. Not close-on-exec: children inherit it, like the others.
+            // SAFETY: a NUL-terminated literal path; the descriptor is deliberately kept.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+    // SAFETY: setting a disposition to SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Reaps one dead child without blocking: `Some((pid, wait_status))`, or `None` when no
 /// child has died (or there are no children: ECHILD). EINTR is retried. Callers loop
 /// until `None` (STYLE.md P6), because several deaths can share one SIGCHLD.
