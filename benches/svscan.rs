@@ -63,10 +63,10 @@ fn suites() -> Vec<Suite> {
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    vec![
+    let mut all = vec![
         Suite {
             label: "ours",
-            scanner: ours,
+            scanner: ours.clone(),
             opts: |_| vec![],
             path: format!("{bin}:/usr/bin:/bin"),
             max: None,
@@ -103,7 +103,44 @@ fn suites() -> Vec<Suite> {
             rescan: Some("/usr/bin/s6-svscanctl"),
             stub: None,
         },
-    ]
+    ];
+    // The supervise that README's install step ships (`cargo supervise-static`), when it
+    // has been built: the same svscan, finding the static supervise first on PATH.
+    if let Some(dir) = static_supervise_dir(&bin) {
+        all.insert(
+            1,
+            Suite {
+                label: "ours, static supervise",
+                scanner: ours,
+                opts: |_| vec![],
+                path: format!("{}:{bin}:/usr/bin:/bin", dir.display()),
+                max: None,
+                rescan: None,
+                stub: Some("supervise"),
+            },
+        );
+    }
+    all
+}
+
+/// A directory holding only `supervise`, a symlink to the static build
+/// (`target/<triple>/release/supervise`, from `cargo supervise-static`), or `None` when it
+/// has not been built. `SVSCAN_BENCH_STATIC=0` leaves it out.
+fn static_supervise_dir(bin: &str) -> Option<PathBuf> {
+    if std::env::var("SVSCAN_BENCH_STATIC").as_deref() == Ok("0") {
+        return None;
+    }
+    let target = Path::new(bin).parent()?;
+    let exe = std::fs::read_dir(target)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("release").join("supervise"))
+        .find(|p| p.is_file())?;
+    let dir = std::env::temp_dir().join(format!("svscan-bench-static-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).ok()?;
+    std::os::unix::fs::symlink(&exe, dir.join("supervise")).ok()?;
+    Some(dir)
 }
 
 /// A scan dir with `n` services, their marker dir and a staging dir for new services.
@@ -760,11 +797,18 @@ fn report(results: &[(Suite, Res)], n: usize, idle: Duration, big: usize, rounds
         "PSS per service (KiB)",
         &|r| opt(r.pss_kib),
         "<= daemontools",
-        pass(
-            ours.and_then(|r| r.pss_kib)
-                .zip(dt_pss)
-                .map(|(o, d)| o <= d),
-        ),
+        {
+            let verdict =
+                |r: Option<&Res>| pass(r.and_then(|r| r.pss_kib).zip(dt_pss).map(|(o, d)| o <= d));
+            match get("ours, static supervise") {
+                Some(st) => format!(
+                    "{} (static supervise: {})",
+                    verdict(ours),
+                    verdict(Some(st))
+                ),
+                None => verdict(ours),
+            }
+        },
     );
     if big > 0 {
         row(

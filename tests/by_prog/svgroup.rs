@@ -763,3 +763,51 @@ fn member_restarts_with_restart_aolserver_outsider_cannot() {
     );
     assert_eq!(status_pid(&dir), after);
 }
+
+/// The statically linked supervise (`cargo supervise-static`, README's install step) must
+/// not go through NSS (static glibc crashes in `getgrnam` when an NSS module is linked
+/// against the shared libc): it reads /etc/group itself. A delegation to a group that
+/// groupadd put there works as with the dynamic build, and an unknown group is a warning,
+/// not a crash.
+#[test]
+fn static_supervise_reads_etc_group_and_survives_an_unknown_group() {
+    let a = Accounts::new();
+    let s = open_scratch();
+    let dir = s.service("st", "exec sleep 600");
+    let (code, _, err) = svgroup(s.path(), &[&a.group, dir.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let sup = harness::static_supervise();
+    let r = harness::start_supervise(&sup, &dir, s.path(), "static");
+    // Statically linked: no shared C library in its address space.
+    let maps = fs::read_to_string(format!("/proc/{}/maps", r.pid())).unwrap();
+    assert!(!maps.contains("libc.so"), "{maps}");
+    wait_member_ok(&a, s.path(), &dir);
+    member_controls(&a, s.path(), &dir);
+    outsider_refused(&a, s.path(), &dir);
+    let gid = nix::unistd::Group::from_name(&a.group)
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    assert_eq!(gid_of(&dir.join("supervise/control")), gid);
+    assert_eq!(mode(&dir.join("supervise/control")) & 0o7777, 0o620);
+
+    // A group nobody knows: the service runs, the warning says why.
+    let lost = s.service("lost", "exec sleep 600");
+    fs::write(lost.join("group"), "no-such-group-sv9\n").unwrap();
+    let r2 = harness::start_supervise(&sup, &lost, s.path(), "static-lost");
+    wait_until(
+        DEADLINE,
+        || format!("lost up; stderr {}", r2.stderr()),
+        || {
+            let p = status_pid(&lost);
+            p != 0 && harness::pid_alive(p)
+        },
+    );
+    wait_until(
+        DEADLINE,
+        || r2.stderr(),
+        || r2.stderr().contains("unknown group no-such-group-sv9"),
+    );
+    assert!(is_supervised(&lost));
+}

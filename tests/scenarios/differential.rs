@@ -29,6 +29,9 @@ use std::process::Command;
 enum Side {
     Debian,
     Ours,
+    /// Ours, with the statically linked supervise of `cargo supervise-static` (the one
+    /// README's install step ships); the clients are the same as [`Side::Ours`].
+    OursStatic,
 }
 
 impl Side {
@@ -36,6 +39,8 @@ impl Side {
         match self {
             Side::Debian => oracle(name),
             Side::Ours => harness::bin(name),
+            Side::OursStatic if name == "supervise" => harness::static_supervise(),
+            Side::OursStatic => harness::bin(name),
         }
     }
 }
@@ -387,6 +392,10 @@ macro_rules! scenarios {
                 #[test]
                 fn all_ours() {
                     check(&SC, Side::Ours, Side::Ours);
+                }
+                #[test]
+                fn static_supervise() {
+                    check(&SC, Side::Debian, Side::OursStatic);
                 }
                 #[test]
                 fn features_debian_tools() {

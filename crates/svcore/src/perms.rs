@@ -126,16 +126,58 @@ pub fn remove_group(dir: &Path) -> io::Result<bool> {
     }
 }
 
+/// The group database a statically linked build reads by hand (see [`resolve_group`]).
+pub const ETC_GROUP: &str = "/etc/group";
+
 /// The gid for a group name, or for a decimal number when no group has that name
 /// (as chgrp accepts). `None` for an unknown group.
+///
+/// A dynamically linked build asks NSS (`getgrnam`), so groups from LDAP or sssd work. A
+/// statically linked build (`cargo supervise-static`, the low-memory supervise) must not:
+/// static glibc `dlopen`s the NSS modules, and a module linked against the shared libc
+/// crashes it (seen here: a segfault in `getgrnam` for an unknown group with
+/// `group: files systemd`). It reads [`ETC_GROUP`] instead, so a group known only to a
+/// directory service is given by number in the `group` file (`svgroup 1234 DIR`).
 pub fn resolve_group(name: &str) -> Option<u32> {
-    if let Ok(Some(g)) = nix::unistd::Group::from_name(name) {
-        return Some(g.gid.as_raw());
+    let by_name = if cfg!(target_feature = "crt-static") {
+        fs::read(ETC_GROUP)
+            .ok()
+            .and_then(|db| gid_in_group_db(&db, name))
+    } else {
+        nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
+    };
+    if by_name.is_some() {
+        return by_name;
     }
     if !name.is_empty() && name.bytes().all(|c| c.is_ascii_digit()) {
         return name.parse().ok();
     }
     None
+}
+
+/// The gid of `name` in the text of a group(5) file (`name:password:gid:members` per
+/// line); the first matching line wins, as in glibc's files module. Comment lines (`#`),
+/// NIS compat lines (`+`/`-`) and malformed lines are skipped.
+pub fn gid_in_group_db(db: &[u8], name: &str) -> Option<u32> {
+    db.split(|&c| c == b'\n').find_map(|line| {
+        if line
+            .first()
+            .is_some_and(|c| matches!(c, b'#' | b'+' | b'-'))
+        {
+            return None;
+        }
+        let mut fields = line.split(|&c| c == b':');
+        let n = fields.next()?;
+        let _password = fields.next()?;
+        let gid = fields.next()?;
+        if n != name.as_bytes() || gid.is_empty() || !gid.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(gid).ok()?.parse().ok()
+    })
 }
 
 /// A failure on one path: the path and the error.
@@ -465,6 +507,29 @@ pub fn inspect(dir: &Path) -> io::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_db_lookup_reads_group5_lines() {
+        let db = b"# comment\nroot:x:0:\n+nis\nweb:x:33:alice,bob\nbad:x:zz:\nweb:x:99:\nshort:x\nnopw::1234:\n";
+        assert_eq!(gid_in_group_db(db, "root"), Some(0));
+        // The first line for a name wins, as in glibc's files module.
+        assert_eq!(gid_in_group_db(db, "web"), Some(33));
+        assert_eq!(gid_in_group_db(db, "nopw"), Some(1234));
+        assert_eq!(gid_in_group_db(db, "bad"), None);
+        assert_eq!(gid_in_group_db(db, "short"), None);
+        assert_eq!(gid_in_group_db(db, "nis"), None);
+        assert_eq!(gid_in_group_db(db, "+nis"), None);
+        assert_eq!(gid_in_group_db(db, "we"), None);
+        assert_eq!(gid_in_group_db(db, ""), None);
+        assert_eq!(gid_in_group_db(b"last:x:7:", "last"), Some(7));
+    }
+
+    #[test]
+    fn resolve_group_by_name_or_number() {
+        assert_eq!(resolve_group("root"), Some(0));
+        assert_eq!(resolve_group("4242"), Some(4242));
+        assert_eq!(resolve_group("no-such-group-here"), None);
+    }
 
     #[test]
     fn delegated_dir_mode_is_traverse_only_for_group() {
