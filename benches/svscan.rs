@@ -136,7 +136,8 @@ fn static_supervise_dir(bin: &str) -> Option<PathBuf> {
         .filter_map(Result::ok)
         .map(|e| e.path().join("release").join("supervise"))
         .find(|p| p.is_file())?;
-    let dir = std::env::temp_dir().join(format!("svscan-bench-static-{}", std::process::id()));
+    // One fixed name, replaced at every run, so runs leave no litter behind.
+    let dir = std::env::temp_dir().join("svscan-bench-static-supervise");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).ok()?;
     std::os::unix::fs::symlink(&exe, dir.join("supervise")).ok()?;
