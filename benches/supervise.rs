@@ -69,7 +69,7 @@ struct Column {
 
 /// daemontools, ours, ours+ready, and optionally `SVBENCH_EXTRA=[LABEL=]PATH[;...]`:
 /// other supervise binaries (for example builds with other settings) on plain service
-/// dirs, driven by our svc.
+/// dirs, driven by the svc beside them if there is one, else by our svc.
 fn columns() -> Vec<Column> {
     let ours = PathBuf::from(env!("CARGO_BIN_EXE_supervise"));
     let our_svc = PathBuf::from(env!("CARGO_BIN_EXE_svc"));
@@ -99,10 +99,19 @@ fn columns() -> Vec<Column> {
             Some((l, p)) => (l.to_string(), p.to_string()),
             None => ("extra".to_string(), extra.to_string()),
         };
+        // A build directory with its own svc (`cargo build-static` makes both): drive
+        // that supervise with that svc, so the "svc binary" row measures the pair.
+        let supervise = PathBuf::from(path);
+        let beside = supervise.with_file_name("svc");
+        let svc = if beside.is_file() {
+            beside
+        } else {
+            our_svc.clone()
+        };
         v.push(Column {
             label,
-            supervise: path.into(),
-            svc: our_svc.clone(),
+            supervise,
+            svc,
             ready: false,
         });
     }

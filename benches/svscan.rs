@@ -104,7 +104,7 @@ fn suites() -> Vec<Suite> {
             stub: None,
         },
     ];
-    // The supervise that README's install step ships (`cargo supervise-static`), when it
+    // The supervise that README's install step ships (`cargo build-static`), when it
     // has been built: the same svscan, finding the static supervise first on PATH.
     if let Some(dir) = static_supervise_dir(&bin) {
         all.insert(
@@ -124,7 +124,7 @@ fn suites() -> Vec<Suite> {
 }
 
 /// A directory holding only `supervise`, a symlink to the static build
-/// (`target/<triple>/release/supervise`, from `cargo supervise-static`), or `None` when it
+/// (`target/<triple>/release/supervise`, from `cargo build-static`), or `None` when it
 /// has not been built. `SVSCAN_BENCH_STATIC=0` leaves it out.
 fn static_supervise_dir(bin: &str) -> Option<PathBuf> {
     if std::env::var("SVSCAN_BENCH_STATIC").as_deref() == Ok("0") {

@@ -764,7 +764,7 @@ fn member_restarts_with_restart_aolserver_outsider_cannot() {
     assert_eq!(status_pid(&dir), after);
 }
 
-/// The statically linked supervise (`cargo supervise-static`, README's install step) must
+/// The statically linked supervise (`cargo build-static`, README's install step) must
 /// not go through NSS (static glibc crashes in `getgrnam` when an NSS module is linked
 /// against the shared libc): it reads /etc/group itself. A delegation to a group that
 /// groupadd put there works as with the dynamic build, and an unknown group is a warning,

@@ -30,37 +30,48 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
-/// The statically linked supervise that README's install step ships (`cargo
-/// supervise-static`, an alias in .cargo/config.toml), built once per test run by that
-/// very command, so the tests cover the binary people install. .ci/run builds it before
-/// the tests, and then this only finds it up to date. Panics loudly when the build fails.
+/// One of the statically linked programs that README's install step ships (supervise,
+/// svc, svok, svstat: `cargo build-static`, an alias in .cargo/config.toml). They are
+/// built once per test run by that very command, so the tests cover the binaries people
+/// install. .ci/run builds them before the tests, and then this only finds them up to
+/// date. Panics loudly when the build fails or `name` is not one of them.
+pub fn static_bin(name: &str) -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let o = Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build-static", "--quiet", "--message-format=json"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "cargo build-static failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // The artifact message of the supervise binary names its executable; the others
+        // are beside it.
+        let exe = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"]["name"] == "supervise")
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+            .unwrap_or_else(|| panic!("no supervise artifact from cargo build-static"));
+        exe.parent().unwrap().to_path_buf()
+    });
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing after cargo build-static",
+        p.display()
+    );
+    p
+}
+
+/// The statically linked supervise ([`static_bin`]).
 pub fn static_supervise() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let o = Command::new(cargo)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .args(["supervise-static", "--quiet", "--message-format=json"])
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "cargo supervise-static failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            // The artifact message of the supervise binary names the executable.
-            let exe = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter(|v| v["target"]["name"] == "supervise")
-                .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-                .unwrap_or_else(|| panic!("no supervise artifact from cargo supervise-static"));
-            assert!(exe.is_file(), "{} is missing", exe.display());
-            exe
-        })
-        .clone()
+    static_bin("supervise")
 }
 
 /// PATH for tests: ours first, then the system's.

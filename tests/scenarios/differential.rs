@@ -29,8 +29,8 @@ use std::process::Command;
 enum Side {
     Debian,
     Ours,
-    /// Ours, with the statically linked supervise of `cargo supervise-static` (the one
-    /// README's install step ships); the clients are the same as [`Side::Ours`].
+    /// Ours, statically linked as README's install step ships them (`cargo
+    /// build-static`: supervise, svc, svok, svstat).
     OursStatic,
 }
 
@@ -39,8 +39,7 @@ impl Side {
         match self {
             Side::Debian => oracle(name),
             Side::Ours => harness::bin(name),
-            Side::OursStatic if name == "supervise" => harness::static_supervise(),
-            Side::OursStatic => harness::bin(name),
+            Side::OursStatic => harness::static_bin(name),
         }
     }
 }
@@ -396,6 +395,10 @@ macro_rules! scenarios {
                 #[test]
                 fn static_supervise() {
                     check(&SC, Side::Debian, Side::OursStatic);
+                }
+                #[test]
+                fn static_all() {
+                    check(&SC, Side::OursStatic, Side::OursStatic);
                 }
                 #[test]
                 fn features_debian_tools() {

@@ -133,7 +133,7 @@ pub const ETC_GROUP: &str = "/etc/group";
 /// (as chgrp accepts). `None` for an unknown group.
 ///
 /// A dynamically linked build asks NSS (`getgrnam`), so groups from LDAP or sssd work. A
-/// statically linked build (`cargo supervise-static`, the low-memory supervise) must not:
+/// statically linked build (`cargo build-static`, the low-memory supervise) must not:
 /// static glibc `dlopen`s the NSS modules, and a module linked against the shared libc
 /// crashes it (seen here: a segfault in `getgrnam` for an unknown group with
 /// `group: files systemd`). It reads [`ETC_GROUP`] instead, so a group known only to a
