@@ -36,8 +36,10 @@ impl SelfPipe {
         Ok(SelfPipe { rx, flags })
     }
 
-    /// Empties the pipe and returns the signals seen since the last drain (each once).
-    pub fn drain(&mut self) -> Vec<i32> {
+    /// Empties the pipe and returns the signals seen since the last drain (each once, in
+    /// ascending order). Allocates nothing: it runs at every SIGCHLD, that is at every
+    /// respawn.
+    pub fn drain(&mut self) -> Signals {
         let mut buf = [0u8; 64];
         loop {
             match self.rx.read(&mut buf) {
@@ -47,11 +49,38 @@ impl SelfPipe {
                 Err(_) => break, // WouldBlock: empty
             }
         }
-        self.flags
-            .iter()
-            .filter(|(_, f)| f.swap(false, Ordering::SeqCst))
-            .map(|(s, _)| *s)
-            .collect()
+        let mut seen = Signals(0);
+        for (sig, f) in &self.flags {
+            if f.swap(false, Ordering::SeqCst) {
+                seen.insert(*sig);
+            }
+        }
+        seen
+    }
+}
+
+/// A set of signal numbers (1 to 64, Linux's range), iterated in ascending order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Signals(u64);
+
+impl Signals {
+    fn insert(&mut self, sig: i32) {
+        if (1..=64).contains(&sig) {
+            self.0 |= 1 << (sig - 1);
+        }
+    }
+}
+
+impl Iterator for Signals {
+    type Item = i32;
+
+    fn next(&mut self) -> Option<i32> {
+        if self.0 == 0 {
+            return None;
+        }
+        let bit = self.0.trailing_zeros();
+        self.0 &= self.0 - 1;
+        Some(bit as i32 + 1)
     }
 }
 
@@ -64,5 +93,40 @@ impl AsRawFd for SelfPipe {
 impl AsFd for SelfPipe {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.rx.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_iterate_ascending_once_each() {
+        let mut s = Signals::default();
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGCHLD,
+            libc::SIGHUP,
+            libc::SIGTERM,
+            64,
+            0,
+            65,
+        ] {
+            s.insert(sig);
+        }
+        assert_eq!(
+            s.collect::<Vec<_>>(),
+            vec![libc::SIGHUP, libc::SIGTERM, libc::SIGCHLD, 64]
+        );
+        assert_eq!(Signals::default().next(), None);
+    }
+
+    #[test]
+    fn a_raised_signal_is_drained_once() {
+        let mut sp = SelfPipe::new(&[libc::SIGUSR2]).unwrap();
+        // SAFETY: raise(3) delivers to this thread; the handler is registered above.
+        unsafe { libc::raise(libc::SIGUSR2) };
+        assert_eq!(sp.drain().collect::<Vec<_>>(), vec![libc::SIGUSR2]);
+        assert_eq!(sp.drain().next(), None);
     }
 }
